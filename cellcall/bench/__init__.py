@@ -1,0 +1,1 @@
+"""Benchmarks that print figures (medians over several runs) and keep docs/benchmarks.md current."""

@@ -1,0 +1,5 @@
+"""`python -m cellcall.bench engines|calls|watch` is `cellcall bench ...`."""
+
+from cellcall.cli import bench_app
+
+bench_app()

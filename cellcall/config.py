@@ -1,0 +1,264 @@
+"""cellcall.toml + CELLCALL_* environment + CLI flags -> one Settings object, with provenance.
+
+Precedence, lowest first: built-in defaults, `~/.config/cellcall/cellcall.toml`, `./cellcall.toml`
+(the first one found of the two is used), `CELLCALL_<SECTION>_<KEY>` environment variables, flags.
+Dialling policy lives here and only here: goal files can never loosen it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SECRET_MARKERS = ("token", "api_key", "password", "secret")
+REDACTED = "***"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+@dataclass
+class LineSettings:
+    kind: str = "emulator"  # emulator | sim7600
+    at_port: str = ""  # explicit path, else autodetect /dev/serial/by-id/*-if02-port0
+    audio_port: str = ""  # explicit path, else autodetect /dev/serial/by-id/*-if04-port0
+    scenario: str = "dentist"  # emulator far-end scenario: built-in name or path to a .toml
+    command_timeout_s: float = 5.0
+    answer_timeout_s: float = 45.0  # outbound: give up (no-answer) after this long without BEGIN
+
+
+@dataclass
+class PolicySettings:
+    default_country: str = "US"  # for numbers written without +country
+    allow_emergency: bool = False
+    allow_premium: bool = False
+    allowlist: list[str] = field(default_factory=list)  # E.164 prefixes; empty = anyone
+    denylist: list[str] = field(default_factory=list)  # E.164 prefixes
+    max_calls_per_hour: int = 20
+    max_calls_per_day: int = 100
+    quiet_hours: str = ""  # "21:00-08:00" local time of `timezone`; empty = none
+    timezone: str = ""  # IANA name; empty = the machine's local zone
+
+
+@dataclass
+class VoiceSettings:
+    vad: str = "energy"  # energy | webrtc
+    endpoint_silence_ms: int = 500  # silence that ends a caller's turn
+    speculative_silence_ms: int = 200  # silence at which STT + LLM start speculatively
+    min_speech_ms: int = 120  # shorter blips are not speech
+    post_dial_delay_s: float = 4.0  # ignore carrier audio after answer until the far end speaks or this passes
+    barge_in_ms: int = 120  # caller speech during playback that interrupts the agent
+    echo_margin_db: float = 10.0  # caller energy must exceed the expected echo by this much
+    silence_timeout_s: float = 20.0
+    max_duration_s: float = 300.0
+    goodbye_grace_s: float = 0.4  # after the last [HANGUP] audio plays, before AT+CHUP
+
+
+@dataclass
+class SttSettings:
+    backend: str = "faster-whisper"
+    model: str = "tiny.en"  # tiny.en | base | path to a CTranslate2 model folder
+    threads: int = 2
+    beam_size: int = 1
+    incremental: bool = True
+
+
+@dataclass
+class TtsSettings:
+    backend: str = "piper"
+    voice: str = "joe"  # joe | path to a piper .onnx voice
+    length_scale: float = 1.0
+
+
+@dataclass
+class LlmSettings:
+    backend: str = "auto"  # auto | ollama | openai | embedded
+    model: str = "qwen2.5-0.5b"  # embedded: qwen2.5-0.5b | smollm2-135m | path to a .gguf
+    ollama_model: str = "qwen2.5:0.5b"
+    ollama_host: str = ""  # empty = OLLAMA_HOST or http://127.0.0.1:11434
+    base_url: str = ""  # openai backend: e.g. http://127.0.0.1:8080/v1
+    api_key: str = ""
+    max_tokens: int = 120
+    temperature: float = 0.4
+    threads: int = 2
+    context: int = 2048
+
+
+@dataclass
+class PathSettings:
+    goals: str = "goals"
+    outbox: str = "outbox"
+    cache: str = ""  # joined model files etc.; empty = ~/.cache/cellcall
+
+
+@dataclass
+class OutboxSettings:
+    git: bool = False  # commit each finished call's folder
+    audio: bool = True  # write audio.wav (caller and agent on two channels)
+
+
+@dataclass
+class InboundSettings:
+    enabled: bool = True
+    goal: str = "inbound.md"  # relative to the goals folder
+    answer_after_rings: int = 2
+
+
+@dataclass
+class OpenClawSettings:
+    enabled: bool = False
+    url: str = "http://127.0.0.1:18789"
+    hooks_path: str = "/hooks"
+    token: str = ""  # or CELLCALL_OPENCLAW_TOKEN
+    mode: str = "wake"  # wake | mapped | cli
+    mapped_name: str = "cellcall"
+    cli_channel: str = ""
+    cli_target: str = ""
+    memory_notes: bool = False
+    workspace: str = ""
+
+
+@dataclass
+class LogSettings:
+    json: bool = False
+    level: str = "info"
+
+
+@dataclass
+class Settings:
+    line: LineSettings = field(default_factory=LineSettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    voice: VoiceSettings = field(default_factory=VoiceSettings)
+    stt: SttSettings = field(default_factory=SttSettings)
+    tts: TtsSettings = field(default_factory=TtsSettings)
+    llm: LlmSettings = field(default_factory=LlmSettings)
+    paths: PathSettings = field(default_factory=PathSettings)
+    outbox: OutboxSettings = field(default_factory=OutboxSettings)
+    inbound: InboundSettings = field(default_factory=InboundSettings)
+    openclaw: OpenClawSettings = field(default_factory=OpenClawSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    sources: dict[str, str] = field(default_factory=dict, repr=False)  # "section.key" -> where it came from
+
+    def cache_dir(self) -> Path:
+        return Path(self.paths.cache).expanduser() if self.paths.cache else Path.home() / ".cache" / "cellcall"
+
+    def source_of(self, dotted: str) -> str:
+        return self.sources.get(dotted, "default")
+
+    def effective(self, redact: bool = True) -> list[tuple[str, Any, str]]:
+        """(section.key, value, source) rows for `cellcall config`; secrets redacted."""
+        rows = []
+        for section in _sections():
+            for f in dataclasses.fields(getattr(self, section)):
+                key = f"{section}.{f.name}"
+                value = getattr(getattr(self, section), f.name)
+                if redact and is_secret(f.name) and value:
+                    value = REDACTED
+                rows.append((key, value, self.source_of(key)))
+        return rows
+
+
+def is_secret(key: str) -> bool:
+    return any(marker in key.lower() for marker in SECRET_MARKERS)
+
+
+def _sections() -> list[str]:
+    return [f.name for f in dataclasses.fields(Settings) if f.name != "sources"]
+
+
+def _field_types(section: str) -> dict[str, Any]:
+    cls = type(getattr(Settings(), section))
+    return typing.get_type_hints(cls)
+
+
+def _suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def _coerce(value: Any, kind: Any, where: str) -> Any:
+    """Check a TOML value against the field type; convert strings from the environment."""
+    origin = typing.get_origin(kind)
+    if origin is list:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return value
+        raise ConfigError(f"{where}: expected a list of strings")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if kind in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if kind is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _apply(settings: Settings, section: str, key: str, value: Any, source: str) -> None:
+    sections = _sections()
+    if section not in sections:
+        raise ConfigError(f"{source}: unknown section [{section}]{_suggest(section, sections)}")
+    types = _field_types(section)
+    if key not in types:
+        raise ConfigError(f"{source}: unknown key {section}.{key}{_suggest(key, list(types))}")
+    setattr(getattr(settings, section), key, _coerce(value, types[key], f"{source}: {section}.{key}"))
+    settings.sources[f"{section}.{key}"] = source
+
+
+def find_config_file(cwd: Path | None = None) -> Path | None:
+    """./cellcall.toml first, then ~/.config/cellcall/cellcall.toml."""
+    for candidate in ((cwd or Path.cwd()) / "cellcall.toml", Path.home() / ".config" / "cellcall" / "cellcall.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_settings(
+    config_path: Path | None = None,
+    env: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """Build the effective settings; `overrides` are CLI flags as {"section.key": value}."""
+    settings = Settings()
+    path = config_path or find_config_file()
+    if config_path is not None and not config_path.is_file():
+        raise ConfigError(f"config file not found: {config_path}")
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        for section, table in data.items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{path}: top-level key {section!r} must be a [section]")
+            for key, value in table.items():
+                _apply(settings, section, key, value, f"file:{path}")
+    for name, value in sorted((os.environ if env is None else env).items()):
+        if not name.startswith("CELLCALL_") or name in ("CELLCALL_CONFIG",):
+            continue
+        section, _, key = name[len("CELLCALL_") :].lower().partition("_")
+        _apply(settings, section, key, value, f"env:{name}")
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        section, _, key = dotted.partition(".")
+        _apply(settings, section, key, value, "flag")
+    return settings
