@@ -35,7 +35,7 @@ __all__ = [
 # National short numbers that reach emergency services, by calling code. 112 and 911 are refused
 # under every code (GSM handsets route them to emergency services in most networks).
 EMERGENCY: dict[int, tuple[str, ...]] = {
-    1: ("911", "988"),  # US, Canada and the NANP; 988 crisis line
+    1: ("911",),  # US, Canada and the NANP
     7: ("101", "102", "103", "104"),  # Russia
     33: ("15", "17", "18", "114", "115", "119", "191", "196", "197"),  # France
     34: ("061", "080", "085", "088", "091", "092"),  # Spain
@@ -121,10 +121,12 @@ class DialLedger:
             raise ValueError("ledger times must be timezone-aware")
         line = json.dumps({"at": at.astimezone(timezone.utc).isoformat(), "number": number}) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, line.encode("utf-8"))
+            size = os.fstat(fd).st_size
+            torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"  # a writer died mid-line
+            os.write(fd, (("\n" if torn else "") + line).encode("utf-8"))
         finally:
             os.close(fd)
 
