@@ -109,6 +109,8 @@ class InboundSettings:
     enabled: bool = True
     goal: str = "inbound.md"  # relative to the goals folder
     answer_after_rings: int = 2
+    allow_callers: list[str] = field(default_factory=list)  # E.164 prefixes answered; empty = anyone
+    deny_callers: list[str] = field(default_factory=list)  # E.164 prefixes rejected (hung up, recorded)
 
 
 @dataclass
