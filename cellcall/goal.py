@@ -26,6 +26,7 @@ from markdown_it import MarkdownIt
 from cellcall.config import LlmSettings, PolicySettings, SttSettings, TtsSettings
 from cellcall.names import safe_name
 from cellcall.phone import normalize_number
+from cellcall.templating import render_template
 
 MAX_BYTES = 64 * 1024
 TAG_OBJECTIVE_MET = "[OBJECTIVE_MET]"
@@ -56,6 +57,7 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 MAX_SHORT_TEXT = 200
 MAX_TAG = 40
+SCAFFOLD_NUMBER = "+14155550100"  # NANP 555-01xx: reserved for fiction, reaches nobody
 
 
 @dataclass(frozen=True)
@@ -187,7 +189,7 @@ def parse_goal(text: str, name: str, path: Path | None = None, default_country: 
     goal = reader.goal(name, path)
     goal.sections = _sections(body)
     if reader.problems:
-        raise GoalError(sorted(reader.problems, key=lambda p: p.line or 0), source)
+        raise GoalError(sorted(reader.problems, key=lambda p: (p.line is None, p.line or 0)), source)
     return goal
 
 
@@ -506,3 +508,60 @@ def _kind(value: Any) -> str:
 
 def _type_name(kind: Any) -> str:
     return {str: "text", int: "a whole number, 0 or more", float: "a number, 0 or more"}.get(kind, str(kind))
+
+
+@dataclass
+class GoalCheck:
+    """The outcome of validating one file for `cellcall validate`."""
+
+    path: Path
+    goal: Goal | None
+    problems: list[GoalProblem]
+
+    @property
+    def ok(self) -> bool:
+        return self.goal is not None
+
+
+def goal_files(paths: list[Path]) -> list[Path]:
+    """Files as given, folders expanded to their *.md files (sorted); a missing path is kept to be reported."""
+    found: list[Path] = []
+    for path in paths:
+        found.extend(sorted(p for p in path.glob("*.md") if p.is_file()) if path.is_dir() else [path])
+    return found
+
+
+def check_goal_files(paths: list[Path], default_country: str = "US") -> list[GoalCheck]:
+    """Validate every goal file under `paths`, collecting problems instead of stopping."""
+    checks = []
+    for path in goal_files(paths):
+        try:
+            checks.append(GoalCheck(path, load_goal(path, default_country), []))
+        except GoalError as error:
+            checks.append(GoalCheck(path, None, error.problems))
+    return checks
+
+
+def scaffold_goal(
+    name: str | None,
+    number: str | None = None,
+    objective: str | None = None,
+    persona: str | None = None,
+    opening: str | None = None,
+    default_country: str = "US",
+) -> str:
+    """A new goal file from templates/goal.md.j2, checked to validate; GoalError if an input is bad."""
+    try:
+        e164 = normalize_number(number, default_country) if number else SCAFFOLD_NUMBER
+    except ValueError as exc:
+        raise GoalError([GoalProblem(None, "number", str(exc))], "--number") from None
+    text = render_template(
+        "goal.md.j2",
+        name=safe_name(name, "goal") if name else None,
+        number=e164,
+        persona=persona or "Alex, a friendly assistant calling on behalf of Sam Taylor",
+        objective=objective or "Describe in one sentence what this call must achieve",
+        opening=opening,
+    )
+    parse_goal(text, name or "new", default_country=default_country)
+    return text

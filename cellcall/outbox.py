@@ -10,26 +10,21 @@ through `escape_md` so that it renders as the words, never as markup.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import html
 import json
 import os
-import re
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 import yaml
 
 from cellcall.names import safe_name
 from cellcall.record import CallRecord, CallStatus, Direction, ObjectiveMet, Speaker, Turn, TurnLatency
+from cellcall.templating import escape_md, render_template, template_macros
 from cellcall.trace import summarize
 from cellcall.voice.audio import samples, write_wav
 
-TEMPLATES = "cellcall.templates"
 TRANSCRIPT_LINES = "transcript_lines.md.j2"
 REPORT, TRANSCRIPT, LATENCY, CALL_JSON, LATENCY_JSONL, AUDIO = (
     "report.md", "transcript.md", "latency.md", "call.json", "latency.jsonl", "audio.wav",
@@ -48,54 +43,8 @@ CHART_SPANS = ("first_audio_ms", "voice_to_voice_ms")
 P50_KEYS = ("stt_ms", "llm_first_token_ms", "tts_first_audio_ms", "first_audio_ms", "voice_to_voice_ms")
 MAX_UNIQUE = 100
 
-_MARKUP = re.compile(r"([\\`*_\[\]()#|!~])")
-_LIST_MARKER = re.compile(r"^([-+]|\d{1,9}[.)])(?=\s|$)")
-_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
 class CallLookupError(LookupError):
     """No call, or more than one, matches what the user asked for; the message says which."""
-
-
-def escape_md(text: object) -> str:
-    """Untrusted text as one inert markdown line: no HTML, links, code, headings, lists or table breaks."""
-    flat = " ".join(_CONTROL.sub(" ", _INVISIBLE.sub("", str(text))).split())
-    escaped = html.escape(_MARKUP.sub(r"\\\1", flat), quote=False)
-    return _LIST_MARKER.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], escaped, count=1)
-
-
-def _clock(seconds: float) -> str:
-    minutes, rest = divmod(max(0.0, float(seconds)), 60)
-    return f"{int(minutes):02d}:{rest:04.1f}"
-
-
-def _ms(value: float | None) -> str:
-    return "—" if value is None else f"{value:.0f}"
-
-
-@functools.cache
-def _env() -> jinja2.Environment:
-    """Templates come from the installed package (importlib.resources), so a wheel install finds them."""
-
-    def load(name: str) -> str:
-        return resources.files(TEMPLATES).joinpath(name).read_text(encoding="utf-8")
-
-    env = jinja2.Environment(
-        loader=jinja2.FunctionLoader(load),
-        undefined=jinja2.StrictUndefined,
-        autoescape=False,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
-    env.filters.update(md=escape_md, clock=_clock, ms=_ms, yaml=lambda value: json.dumps(value, ensure_ascii=False))
-    return env
-
-
-def render_template(template: str, /, **context: Any) -> str:
-    """Render one of the packaged templates (also used by `cellcall new` for goal.md.j2)."""
-    return _env().get_template(template).render(**context)
 
 
 def latency_p50s(record: CallRecord) -> dict[str, float]:
@@ -165,11 +114,11 @@ def render_latency(record: CallRecord) -> str:
 
 
 def _turn_markdown(turn: Turn) -> str:
-    return _env().get_template(TRANSCRIPT_LINES).module.turn_line(turn)  # type: ignore[attr-defined]
+    return template_macros(TRANSCRIPT_LINES).turn_line(turn)
 
 
 def _header_markdown(record: CallRecord) -> str:
-    return _env().get_template(TRANSCRIPT_LINES).module.header(record)  # type: ignore[attr-defined]
+    return template_macros(TRANSCRIPT_LINES).header(record)
 
 
 def _write_atomic(path: Path, data: str | bytes) -> None:
@@ -316,3 +265,12 @@ def find_call(root: Path, id_or_path: str) -> Path:
         raise CallLookupError(f"{id_or_path!r} matches {len(matches)} calls ({shown}); give more of the id")
     return matches[0]
 
+
+
+def report_text(root: Path, id_or_path: str) -> str:
+    """report.md of one call, for `cellcall show`; CallLookupError when there is none yet."""
+    folder = find_call(root, id_or_path)
+    try:
+        return (folder / REPORT).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CallLookupError(f"{folder} has no {REPORT} yet (the call is running or ended abruptly); see its {TRANSCRIPT}") from None

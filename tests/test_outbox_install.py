@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RENDER = """
 import cellcall, sys
 from datetime import datetime, timezone
-from cellcall.outbox import render_report, render_template
+from cellcall.outbox import render_report
+from cellcall.templating import render_template
 from cellcall.record import CallRecord, CallStatus, Direction
 assert cellcall.__file__.startswith(sys.argv[1]), cellcall.__file__
 rec = CallRecord("c1", "dentist", "+14155550132", Direction.OUTBOUND, CallStatus.REFUSED, datetime(2026, 11, 24, tzinfo=timezone.utc))
