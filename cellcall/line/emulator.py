@@ -1,0 +1,688 @@
+"""A SIM7600G-H on two pseudo-terminals: the AT port and the raw PCM audio port (reference/modem.md).
+
+It stands in for the modem in tests, benchmarks and the demo, so it copies the real one's texts,
+quirks and pacing rather than being convenient: echo until ATE0, boot URCs, AT+CPCMREG that errors
+when sent too early and whose acceptance is asynchronous, a downlink that flows in real time in
+unaligned chunks, an uplink consumed at exactly real time with back-pressure, ports that vanish on
+AT+CRESET. A driver that works here given only the two port paths should work on the hardware.
+The far end (what the callee says and hears) is a `FarEnd` playing a `Scenario`.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cellcall.line.farend import FarEnd, FarEndMetrics, Render
+from cellcall.line.ptyport import PtyPort
+from cellcall.line.scenario import Scenario
+
+BOOT_URCS = ("RDY", "+CPIN: READY", "SMS DONE", "PB DONE")
+IDENTITY = (
+    "Manufacturer: SIMCOM INCORPORATED",
+    "Model: SIMCOM_SIM7600G-H",
+    "Revision: LE20B04SIM7600G22",
+    "IMEI: 862636051234567",
+    "+GCAP: +CGSM",
+)
+OPERATOR = "T-Mobile"
+SIGNAL_CSQ = 21  # -71 dBm
+BY_ID = "usb-SimTech__Incorporated_SimTech__Incorporated_0123456789ABCDEF-if0{}-port0"
+PCMREG_MIN_AFTER_BEGIN_S = 0.1  # CPCMREG=1 sooner than this after BEGIN is refused
+PCMREG_ACCEPT_S = 0.15  # asynchronous acceptance: AT+CPCMREG? reads 0 until then
+AUDIO_START_S = 0.25  # downlink starts this long after acceptance
+UPLINK_BUFFER_MS = 40  # the modem's own uplink buffer; beyond it the host's writes back up in the port
+ALERTING_AFTER_S = 0.4
+BOOT_URC_DELAY_S = 0.3
+TICK_S = (0.006, 0.014)  # audio thread wake-ups, jittered so chunk sizes are irregular like USB transfers
+CME_TEXT = {3: "operation not allowed", 4: "operation not supported", 30: "no network service"}
+
+
+@dataclass
+class Faults:
+    """Misbehaviours of real modems and networks, switched on one by one in tests."""
+
+    vanish_after_s: float | None = None  # ports disappear this long after the call is answered
+    uplink_stall_after_s: float | None = None  # one-way audio: the modem stops consuming uplink
+    volte_16k: bool = False  # downlink/uplink at 16 kHz (640 B/20 ms) despite CPCMFRM read-back
+    doubled_crlf: bool = False  # URCs framed \r\r\n
+    end_without_duration: bool = False  # host hang-up: "VOICE CALL: END"; remote: "VOICE CALL:END: 000017"
+    slow_ok_s: float = 0.0  # delay before each final result code
+    flaky_cpcmreg: bool = False  # each call's first CPCMREG=1 says OK but does not route audio
+    reenumerate_s: float = 2.0  # AT+CRESET / vanish: ports come back after this long (real: 14-20 s)
+
+
+class _AtError(Exception):
+    """A command failed; the text is the final result code (ERROR, NO CARRIER, or a CME error)."""
+
+    def __init__(self, code: int | str = 3) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class _Call:
+    number: str
+    incoming: bool
+    farend: FarEnd | None
+    scenario: Scenario
+    state: int  # +CLCC stat: 0 active, 2 dialing, 3 alerting, 4 incoming
+    began_at: float | None = None
+    flaky_spent: bool = False
+
+
+@dataclass
+class _Pump:
+    """The modem's audio clock for one route: paces both directions at exactly `rate`."""
+
+    farend: FarEnd | None
+    rate: int
+    t0: float
+    stall_at: float | None
+    played: int = 0  # uplink samples played to the network
+    written: int = 0  # downlink bytes written to the port
+    dropped: int = 0  # downlink bytes the host did not read in time
+    up: bytearray = field(default_factory=bytearray)
+    down: bytearray = field(default_factory=bytearray)
+
+    def run(self, now: float, port: PtyPort) -> None:
+        due = int((now - self.t0) * self.rate)
+        need = due - self.played
+        if need > 0:
+            stalled = self.stall_at is not None and now >= self.stall_at
+            want = 2 * need
+            if not stalled:
+                self.up += port.read(want + self.rate * 2 * UPLINK_BUFFER_MS // 1000 - len(self.up))
+            take = bytes(self.up[:want])
+            del self.up[:want]
+            short_from = len(take) if len(take) < want and not stalled else None
+            self.played = due
+            if self.farend is not None:
+                self.farend.uplink(take + bytes(want - len(take)), short_from)
+        count = int((now - self.t0) * self.rate * 2) - self.written
+        if count > 0:
+            if len(self.down) < count:
+                samples = (count - len(self.down) + 1) // 2
+                self.down += self.farend.downlink(samples) if self.farend else bytes(2 * samples)
+            chunk = bytes(self.down[:count])
+            del self.down[:count]
+            self.dropped += count - port.write(chunk)
+            self.written += count
+
+
+class ModemEmulator:
+    """The SIM7600G-H: AT port + audio port on ptys, call control, and a scenario-driven far end."""
+
+    def __init__(
+        self,
+        scenario: Scenario | None = None,
+        faults: Faults | None = None,
+        render: Render | None = None,
+    ) -> None:
+        self.scenario = scenario or Scenario()
+        self.faults = faults or Faults()
+        self.render = render
+        self._dir = Path(tempfile.mkdtemp(prefix="cellcall-modem-"))
+        self._at = PtyPort(self._dir / BY_ID.format(2))
+        self._audio = PtyPort(self._dir / BY_ID.format(4))
+        self.at_port = str(self._at.link)
+        self.audio_port = str(self._audio.link)
+        self.at_log: list[tuple[float, str, str]] = []
+        self.metrics = FarEndMetrics(scenario=self.scenario.name)
+        self.done = threading.Event()
+        self.sms_sent: list[tuple[str, str]] = []  # (number, text) of every AT+CMGS
+        self._lock = threading.RLock()
+        self._tx_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._timers: list[threading.Timer] = []
+        self._rx = bytearray()
+        self._call: _Call | None = None
+        self._pump: _Pump | None = None
+        self._sms_to: str | None = None
+        self._sms_count = 0
+        self._booted = False
+        self._reset_settings()
+
+    # ---- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Enumerate the ports, send the boot URCs and start the AT and audio threads."""
+        self._power_on()
+        for target, name in ((self._at_loop, "modem-at"), (self._audio_loop, "modem-audio")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Remove the device and end every thread; safe to call twice."""
+        self._stopping.set()
+        for timer in self._timers:
+            timer.cancel()
+        with self._lock:
+            self._end_call(by="host", urcs=())
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self._at.vanish()
+        self._audio.vanish()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> ModemEmulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- what a test or the far end does ----------------------------------------------------------
+
+    def incoming_call(self, number: str, scenario: Scenario | None = None) -> None:
+        """Someone calls the modem: RING / +CLIP cycles until ATA, or MISSED_CALL when nobody answers."""
+        if not re.fullmatch(r"\+?[0-9*#]{1,20}", number):
+            raise ValueError(f"not a phone number: {number!r}")
+        with self._lock:
+            if self._call is not None:
+                raise RuntimeError("the emulated modem already has a call")
+            call = self._new_call(number, True, scenario or self.scenario)
+        threading.Thread(target=self._ring, args=(call,), name="modem-ring", daemon=True).start()
+
+    # ---- ports and timers -----------------------------------------------------------------------
+
+    def _power_on(self) -> None:
+        self._at.appear()
+        self._audio.appear()
+        self._booted = False
+
+    def _boot_urcs(self) -> None:
+        """RDY and friends, sent once per power-on when the host first has the AT port open."""
+        with self._lock:
+            for text in BOOT_URCS:
+                self._urc(text)
+
+    def _power_cycle(self, lost_call: bool) -> None:
+        """Ports vanish (USB re-enumeration); the modem comes back after `reenumerate_s` with boot URCs."""
+        with self._lock:
+            if lost_call:
+                self._end_call(by="lost", urcs=())
+            self._at.vanish()
+            self._audio.vanish()
+            self._rx.clear()
+            self._reset_settings()
+        self._later(self.faults.reenumerate_s, self._power_on)
+
+    def _later(self, delay: float, action: Callable[..., None], *args: object) -> None:
+        if self._stopping.is_set():
+            return
+        timer = threading.Timer(delay, self._guarded, (action, *args))
+        timer.daemon = True
+        self._timers = [t for t in self._timers if t.is_alive()] + [timer]
+        timer.start()
+
+    def _guarded(self, action: Callable[..., None], *args: object) -> None:
+        if not self._stopping.is_set():
+            action(*args)
+
+    def _reset_settings(self) -> None:
+        self._echo = True
+        self._cvhu = 1
+        self._clip = 0
+        self._crc = 0
+        self._clcc = 0
+        self._cmee = 0
+        self._cmgf = 0
+        self._creg = 0
+        self._cereg = 0
+        self._cpcmfrm = 0
+        self._pcmreg = 0
+        self._pcm_stale = False  # CPCMREG left at 1 from a previous call: audio will not route until =0
+        self._levels = {"+CLVL": 4, "+CMICGAIN": 3, "+COUTGAIN": 4, "+CSDVC": 1, "+CSCLK": 0, "+CFUN": 1}
+        self._sms_to = None
+
+    # ---- AT port ------------------------------------------------------------------------------------
+
+    def _at_loop(self) -> None:
+        while not self._stopping.is_set():
+            if not self._booted and self._at.host_attached():
+                self._booted = True
+                # After the host's open() has flushed its input, as a modem finishing its boot would.
+                self._later(BOOT_URC_DELAY_S, self._boot_urcs)
+            if not self._at.wait_readable(0.02):
+                continue
+            data = self._at.read(4096)
+            if data:
+                self._receive(data)
+            else:
+                time.sleep(0.01)
+
+    def _receive(self, data: bytes) -> None:
+        if self._echo:
+            self._write(data)
+        self._rx += data
+        while True:
+            if self._sms_to is not None:
+                end = next((i for i, b in enumerate(self._rx) if b in (0x1A, 0x1B)), None)
+                if end is None:
+                    return
+                text, send = self._rx[:end].decode("utf-8", "replace"), self._rx[end] == 0x1A
+                del self._rx[: end + 1]
+                self._finish_sms(text, send)
+                continue
+            end = next((i for i, b in enumerate(self._rx) if b in (0x0D, 0x0A)), None)
+            if end is None:
+                return
+            line = self._rx[:end].decode("ascii", "replace").strip()
+            del self._rx[: end + 1]
+            if line:
+                self._command(line)
+
+    def _command(self, line: str) -> None:
+        self.at_log.append((time.monotonic(), "rx", line))
+        if not line.upper().startswith("AT"):
+            return  # a real modem ignores lines that are not commands
+        info: list[str] = []
+        final = "OK"
+        with self._lock:
+            try:
+                for part in _split_commands(line[2:]):
+                    info += self._execute(part)
+            except _AtError as exc:
+                final = self._error_text(exc.code)
+            prompt = self._sms_to is not None
+        if info:
+            self._send("\r\n" + "\r\n".join(info) + "\r\n", info)
+        if prompt:
+            self._send("\r\n> ", ["> "])
+            return
+        if self.faults.slow_ok_s:
+            time.sleep(self.faults.slow_ok_s)
+        self._send(f"\r\n{final}\r\n", [final])
+
+    def _error_text(self, code: int | str) -> str:
+        if isinstance(code, str):
+            return code
+        if self._cmee == 1:
+            return f"+CME ERROR: {code}"
+        if self._cmee == 2:
+            return f"+CME ERROR: {CME_TEXT.get(code, 'unknown')}"
+        return "ERROR"
+
+    def _execute(self, cmd: str) -> list[str]:
+        """One command without its AT prefix; returns information lines or raises _AtError."""
+        upper = cmd.upper()
+        if upper.startswith("D"):
+            return self._dial(cmd[1:])
+        basic = re.fullmatch(r"(E|I|H|A|Z|V|&F|&W|Q)(\d?)", upper)
+        if upper == "":
+            return []
+        if basic:
+            return self._basic(basic.group(1), basic.group(2))
+        match = re.fullmatch(r"(\+[A-Z]+)(=\?|\?|=(.*))?", cmd, flags=re.IGNORECASE)
+        if not match:
+            raise _AtError(4)
+        name, op, arg = match.group(1).upper(), match.group(2) or "", match.group(3) or ""
+        handler = getattr(self, "_cmd_" + name[1:].lower(), None)
+        if handler is not None:
+            return handler("=" if op.startswith("=") and op != "=?" else op, arg.strip())
+        if name in self._levels:
+            return self._level(name, op, arg)
+        raise _AtError(4)
+
+    def _basic(self, letter: str, digit: str) -> list[str]:
+        if letter == "E":
+            self._echo = digit != "0"
+        elif letter == "I":
+            return list(IDENTITY)
+        elif letter == "A":
+            return self._answer()
+        elif letter == "H":
+            if self._cvhu == 0 and self._call is not None:
+                return self._host_hangup()
+        elif letter in ("Z", "&F"):
+            self._echo = True
+        return []
+
+    def _level(self, name: str, op: str, arg: str) -> list[str]:
+        if op == "?":
+            return [f"{name}: {self._levels[name]}"]
+        if op == "=?":
+            return [f"{name}: (0-8)"]
+        self._levels[name] = _int_arg(arg, 0, 8)
+        return []
+
+    # ---- simple settings and status queries -----------------------------------------------------
+
+    def _flag(self, attr: str, name: str, op: str, arg: str, top: int = 1, show: str = "{}") -> list[str]:
+        if op == "?":
+            return [f"{name}: " + show.format(getattr(self, attr))]
+        if op == "=?":
+            return [f"{name}: (0-{top})"]
+        if op == "=":
+            setattr(self, attr, _int_arg(arg.split(",")[0], 0, top))
+            return []
+        raise _AtError(4)
+
+    def _cmd_cvhu(self, op: str, arg: str) -> list[str]:
+        return self._flag("_cvhu", "+CVHU", op, arg)
+
+    def _cmd_clip(self, op: str, arg: str) -> list[str]:
+        return self._flag("_clip", "+CLIP", op, arg, show="{},1")
+
+    def _cmd_crc(self, op: str, arg: str) -> list[str]:
+        return self._flag("_crc", "+CRC", op, arg)
+
+    def _cmd_cmee(self, op: str, arg: str) -> list[str]:
+        return self._flag("_cmee", "+CMEE", op, arg, top=2)
+
+    def _cmd_cmgf(self, op: str, arg: str) -> list[str]:
+        return self._flag("_cmgf", "+CMGF", op, arg)
+
+    def _cmd_cpcmfrm(self, op: str, arg: str) -> list[str]:
+        return self._flag("_cpcmfrm", "+CPCMFRM", op, arg)
+
+    def _cmd_creg(self, op: str, arg: str) -> list[str]:
+        return self._flag("_creg", "+CREG", op, arg, top=2, show="{},1")
+
+    def _cmd_cereg(self, op: str, arg: str) -> list[str]:
+        return self._flag("_cereg", "+CEREG", op, arg, top=2, show="{},1")
+
+    def _cmd_clcc(self, op: str, arg: str) -> list[str]:
+        if op == "":
+            return [self._clcc_line(self._call)] if self._call is not None else []
+        return self._flag("_clcc", "+CLCC", op, arg)
+
+    def _cmd_csq(self, op: str, arg: str) -> list[str]:
+        return ["+CSQ: (0-31,99),(0-7,99)"] if op == "=?" else [f"+CSQ: {SIGNAL_CSQ},99"]
+
+    def _cmd_cops(self, op: str, arg: str) -> list[str]:
+        if op == "?":
+            return [f'+COPS: 0,0,"{OPERATOR}",7']
+        if op == "=?":
+            return [f'+COPS: (2,"{OPERATOR}","{OPERATOR}","310260",7),,(0-4),(0-2)']
+        return []
+
+    def _cmd_cpin(self, op: str, arg: str) -> list[str]:
+        if op == "=":
+            raise _AtError(3)  # the SIM has no PIN set
+        return ["+CPIN: READY"]
+
+    def _cmd_cgmi(self, op: str, arg: str) -> list[str]:
+        return ["SIMCOM INCORPORATED"]
+
+    def _cmd_cgmm(self, op: str, arg: str) -> list[str]:
+        return ["SIMCOM_SIM7600G-H"]
+
+    def _cmd_cgsn(self, op: str, arg: str) -> list[str]:
+        return ["862636051234567"]
+
+    def _cmd_cnmi(self, op: str, arg: str) -> list[str]:
+        return ["+CNMI: 2,1,0,0,0"] if op == "?" else []
+
+    def _cmd_cpcmbandwidth(self, op: str, arg: str) -> list[str]:
+        return ["+CPCMBANDWIDTH: 0,1"] if op == "?" else []
+
+    # ---- call control ---------------------------------------------------------------------------
+
+    def _dial(self, rest: str) -> list[str]:
+        match = re.fullmatch(r"\s*(\+?[0-9*#]{1,20})\s*;", rest)
+        if not match:
+            raise _AtError(4)  # no ';' is a data call, which this voice modem does not do
+        if self._call is not None:
+            raise _AtError(3)
+        scenario = self.scenario
+        call = self._new_call(match.group(1), False, scenario)
+        self._later(min(ALERTING_AFTER_S, scenario.answer_delay_s / 2), self._alerting, call)
+        self._later(scenario.answer_delay_s, self._outcome, call)
+        return []
+
+    def _alerting(self, call: _Call) -> None:
+        with self._lock:
+            if self._call is call and call.state == 2:
+                call.state = 3
+                self._clcc_urc(call)
+
+    def _outcome(self, call: _Call) -> None:
+        with self._lock:
+            if self._call is not call or call.state not in (2, 3):
+                return
+            if call.scenario.outcome == "busy":
+                self._end_call(by="far_end", urcs=("BUSY",))
+            elif call.scenario.outcome == "no-answer":
+                self._end_call(by="far_end", urcs=("NO ANSWER",))
+            else:
+                self._urc("VOICE CALL: BEGIN")
+                self._begin(call)
+
+    def _answer(self) -> list[str]:
+        call = self._call
+        if call is None or call.state != 4:
+            raise _AtError("NO CARRIER")
+        self._send("\r\nVOICE CALL: BEGIN\r\n", ["VOICE CALL: BEGIN"])
+        self._begin(call)
+        return []
+
+    def _begin(self, call: _Call) -> None:
+        call.state = 0
+        call.began_at = time.monotonic()
+        self._clcc_urc(call)
+        if call.farend is not None:
+            call.farend.answered()
+        if self.faults.vanish_after_s is not None:
+            self._later(self.faults.vanish_after_s, self._vanish_mid_call, call)
+
+    def _vanish_mid_call(self, call: _Call) -> None:
+        if self._call is call:
+            self._power_cycle(lost_call=True)
+
+    def _ring(self, call: _Call) -> None:
+        for _ in range(call.scenario.ring_cycles):
+            with self._lock:
+                if self._call is not call or call.state != 4:
+                    return
+                self._urc("+CRING: VOICE" if self._crc else "RING")
+                if self._clip:
+                    self._urc(f'+CLIP: "{call.number}",145,,,"",0')
+            if self._stopping.wait(call.scenario.ring_interval_s):
+                return
+        with self._lock:
+            if self._call is call and call.state == 4:
+                stamp = time.strftime("%I:%M%p")
+                self._end_call(by="missed", urcs=(f"MISSED_CALL: {stamp} {call.number}",))
+
+    def _cmd_chup(self, op: str, arg: str) -> list[str]:
+        return self._host_hangup() if self._call is not None else []
+
+    def _host_hangup(self) -> list[str]:
+        call = self._call
+        assert call is not None
+        if self.faults.end_without_duration:
+            text = "VOICE CALL: END"
+        else:
+            text = f"VOICE CALL: END: {_duration(call)}"
+        self._end_call(by="host", urcs=())
+        return [text]
+
+    def _remote_hangup(self, call: _Call) -> None:
+        with self._lock:
+            if self._call is not call:
+                return
+            if self.faults.end_without_duration:
+                text = f"VOICE CALL:END: {_duration(call)}"
+            else:
+                text = f"VOICE CALL: END: {_duration(call)}"
+            self._end_call(by="far_end", urcs=(text, "NO CARRIER"))
+
+    def _end_call(self, by: str, urcs: tuple[str, ...]) -> None:
+        call = self._call
+        if call is None:
+            return
+        self._call = None
+        self._pump = None
+        if self._pcmreg:
+            self._pcm_stale = True
+        if self._clcc:
+            self._urc(self._clcc_line(call, stat=6))
+        for text in urcs:
+            self._urc(text)
+        if call.farend is not None:
+            call.farend.ended(by)
+        self.done.set()
+
+    def _new_call(self, number: str, incoming: bool, scenario: Scenario) -> _Call:
+        """Make `number` the current call, with a far end that starts rendering its lines right away."""
+        call = _Call(number, incoming, None, scenario, state=4 if incoming else 2)
+        if scenario.outcome == "answer":
+            call.farend = FarEnd(
+                scenario,
+                self.render,
+                hangup=lambda: self._remote_hangup(call),
+                press=lambda digit: self._press(call, digit),
+            )
+            self.metrics = call.farend.metrics
+        self._call = call
+        self.done.clear()
+        self._clcc_urc(call)
+        return call
+
+    def _press(self, call: _Call, digit: str) -> None:
+        with self._lock:
+            if self._call is call and call.state == 0:
+                self._urc(f"+RXDTMF: {digit}")
+
+    def _cmd_vts(self, op: str, arg: str) -> list[str]:
+        digits = arg.strip('"').upper()
+        if op != "=" or not digits or not set(digits) <= set("0123456789*#ABCD"):
+            raise _AtError(4)
+        call = self._call
+        if call is None or call.state != 0:
+            raise _AtError(3)
+        if call.farend is not None:
+            call.farend.heard_dtmf(digits)
+        return []
+
+    def _clcc_line(self, call: _Call | None, stat: int | None = None) -> str:
+        assert call is not None
+        status = call.state if stat is None else stat
+        return f'+CLCC: 1,{int(call.incoming)},{status},0,0,"{call.number}",{145 if call.number.startswith("+") else 129}'
+
+    def _clcc_urc(self, call: _Call) -> None:
+        if self._clcc:
+            self._urc(self._clcc_line(call))
+
+    # ---- audio routing --------------------------------------------------------------------------
+
+    def _cmd_cpcmreg(self, op: str, arg: str) -> list[str]:
+        if op == "?":
+            return [f"+CPCMREG: {self._pcmreg}"]
+        if op == "=?":
+            return ["+CPCMREG: (0,1)"]
+        if op != "=":
+            raise _AtError(4)
+        value = _int_arg(arg.split(",")[0], 0, 1)
+        if value == 0:
+            self._pcmreg = 0
+            self._pcm_stale = False
+            self._pump = None
+            return []
+        call = self._call
+        if call is None or call.state != 0 or call.began_at is None:
+            raise _AtError(3)
+        if time.monotonic() - call.began_at < PCMREG_MIN_AFTER_BEGIN_S:
+            raise _AtError(3)
+        if self._pcm_stale or (self.faults.flaky_cpcmreg and not call.flaky_spent):
+            call.flaky_spent = True
+            return []  # OK, but nothing is routed and CPCMREG? stays as it was
+        if self._pump is None:
+            self._later(PCMREG_ACCEPT_S, self._route, call)
+        return []
+
+    def _route(self, call: _Call) -> None:
+        with self._lock:
+            if self._call is not call or self._pump is not None:
+                return
+            self._pcmreg = 1
+            rate = 16000 if self._cpcmfrm or self.faults.volte_16k else 8000
+            t0 = time.monotonic() + AUDIO_START_S
+            stall = self.faults.uplink_stall_after_s
+            stall_at = None if stall is None or call.began_at is None else call.began_at + stall
+            if call.farend is not None:
+                call.farend.route(t0, rate)
+            self._pump = _Pump(call.farend, rate, t0, stall_at)
+
+    def _audio_loop(self) -> None:
+        rng = random.Random(7)
+        while not self._stopping.wait(rng.uniform(*TICK_S)):
+            if not self._audio.present:
+                continue
+            pump = self._pump
+            now = time.monotonic()
+            if pump is None or now < pump.t0:
+                self._audio.read(65536)  # not routed: the modem discards what the host sends
+                continue
+            pump.run(now, self._audio)
+
+    # ---- SMS ------------------------------------------------------------------------------------
+
+    def _cmd_cmgs(self, op: str, arg: str) -> list[str]:
+        number = arg.strip().strip('"')
+        if op != "=" or self._cmgf != 1 or not re.fullmatch(r"\+?[0-9]{3,20}", number):
+            raise _AtError(4 if self._cmgf == 1 else 3)
+        self._sms_to = number
+        return []
+
+    def _finish_sms(self, text: str, send: bool) -> None:
+        with self._lock:
+            number, self._sms_to = self._sms_to, None
+            if send and number is not None:
+                self._sms_count += 1
+                self.sms_sent.append((number, text))
+                self._send(f"\r\n+CMGS: {self._sms_count}\r\n", [f"+CMGS: {self._sms_count}"])
+        self._send("\r\nOK\r\n", ["OK"])
+
+    def _cmd_creset(self, op: str, arg: str) -> list[str]:
+        self._later(0.3, self._power_cycle, True)
+        return []
+
+    # ---- output ---------------------------------------------------------------------------------
+
+    def _urc(self, text: str) -> None:
+        eol = "\r\r\n" if self.faults.doubled_crlf else "\r\n"
+        self._send(f"{eol}{text}{eol}", [text])
+
+    def _send(self, raw: str, lines: list[str]) -> None:
+        now = time.monotonic()
+        with self._tx_lock:
+            self.at_log.extend((now, "tx", line) for line in lines)
+            self._write(raw.encode("ascii", "replace"))
+
+    def _write(self, data: bytes) -> None:
+        self._at.write(data)
+
+
+def _split_commands(body: str) -> list[str]:
+    """ "E0;+CVHU=0" -> ["E0", "+CVHU=0"]; a dial string keeps its ';' (it marks a voice call)."""
+    if body.upper().startswith("D"):
+        return [body]
+    parts = [p.strip() for p in body.split(";")]
+    return parts if any(parts) else [""]
+
+
+def _int_arg(text: str, low: int, high: int) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise _AtError(4) from None
+    if not low <= value <= high:
+        raise _AtError(4)
+    return value
+
+
+def _duration(call: _Call) -> str:
+    seconds = int(time.monotonic() - call.began_at) if call.began_at else 0
+    return f"{seconds // 3600:02d}{seconds // 60 % 60:02d}{seconds % 60:02d}"

@@ -1,0 +1,473 @@
+"""The emulated far end: plays a scenario into the downlink, listens to the uplink, measures the agent.
+
+Everything is timed by the modem's own sample clock (a downlink sample's time is when the modem wrote
+it to the audio port, an uplink sample's time is when the modem played it to the network), so the
+figures are what the person on the other end would experience, independent of the host's clocks.
+The script runs in its own thread; the modem's audio thread only calls the cheap `downlink` and
+`uplink` methods, so nothing the far end does can stall the modem's pacing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import wave
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+from cellcall.line.scenario import Scenario, ScenarioLine, Sound
+
+RENDER_RATE = 8000  # far-end sounds are prepared at the network's narrowband rate
+SPEECH_RMS = 300.0  # int16 RMS above which an uplink frame counts as agent speech (about -40 dBFS)
+FRAME_S = 0.020
+
+Render = Callable[[str], bytes]
+
+
+@dataclass
+class Segment:
+    """One agent utterance found on the uplink by energy, in modem-clock seconds."""
+
+    start: float
+    end: float  # end of the last loud frame
+    loud_frames: int
+    first_frame: int  # index into the uplink frames of the call
+    last_frame: int
+    gaps: int = 0  # underruns inside the utterance (the modem had nothing to play)
+
+
+class SpeechTracker:
+    """Splits the uplink into agent utterances (energy + hangover) and counts underruns inside them.
+
+    Pure and clock-free: it is fed frames with their times, so a known pattern gives exact results.
+    """
+
+    def __init__(self, quiet_s: float = 0.6, threshold: float = SPEECH_RMS, min_loud_frames: int = 2) -> None:
+        self.quiet_s = quiet_s
+        self.threshold = threshold
+        self.min_loud_frames = min_loud_frames
+        self.utterances: list[Segment] = []
+        self.current: Segment | None = None
+        self.frames = 0
+        self.underruns = 0
+        self._pending_short: list[bool] = []  # shortfall flags since the last loud frame of `current`
+        self._in_gap = False
+
+    def feed(self, t: float, frame: bytes, short: bool) -> None:
+        """One 20 ms uplink frame that the modem played at time `t`; `short` = partly filled with silence."""
+        index = self.frames
+        self.frames += 1
+        loud = _rms(frame) >= self.threshold
+        seg = self.current
+        if loud:
+            if seg is None:
+                self.current = Segment(t, t + FRAME_S, 1, index, index)
+                self._pending_short = []
+                return
+            # Shortfalls between two loud frames of one utterance are gaps the far end heard.
+            gap_run = False
+            for flag in self._pending_short:
+                if flag and not gap_run:
+                    seg.gaps += 1
+                gap_run = flag
+            if short and not gap_run:
+                seg.gaps += 1
+            self._pending_short = []
+            seg.end, seg.last_frame = t + FRAME_S, index
+            seg.loud_frames += 1
+            return
+        if seg is None:
+            return
+        self._pending_short.append(short)
+        if t + FRAME_S - seg.end >= self.quiet_s:
+            self._close()
+
+    def flush(self) -> None:
+        """Close the utterance in progress (the call ended)."""
+        if self.current is not None:
+            self._close()
+
+    def speaking(self) -> bool:
+        """True while an utterance is open (the agent spoke and has not yet been quiet long enough)."""
+        return self.current is not None
+
+    def _close(self) -> None:
+        seg = self.current
+        self.current = None
+        self._pending_short = []
+        if seg is not None and seg.loud_frames >= self.min_loud_frames:
+            self.utterances.append(seg)
+            self.underruns += seg.gaps
+
+
+@dataclass
+class FarEndTurn:
+    """One line the far end spoke, and how the agent responded to it."""
+
+    index: int
+    text: str
+    started_at: float
+    ended_at: float
+    cut: bool = False  # the far end hung up part-way through
+    barge_in: bool = False  # spoken over the agent on purpose
+    agent_reply_at: float | None = None
+    voice_to_voice_ms: float | None = None  # end of this line -> first agent speech after it
+    barge_in_stop_ms: float | None = None  # start of this (barge-in) line -> agent went quiet
+
+
+@dataclass
+class AgentUtterance:
+    start: float
+    end: float
+    pcm: bytes  # the uplink audio of the utterance at `sample_rate`
+
+
+@dataclass
+class FarEndMetrics:
+    """What the far end measured in one call (modem-clock seconds from time.monotonic)."""
+
+    scenario: str = ""
+    sample_rate: int = 8000
+    answered_at: float | None = None
+    audio_at: float | None = None  # first sample of the audio route
+    ended_at: float | None = None
+    ended_by: str | None = None  # "far_end" | "host" | "lost" (ports vanished)
+    turns: list[FarEndTurn] = field(default_factory=list)
+    utterances: list[Segment] = field(default_factory=list)
+    uplink_underruns: int = 0
+    dtmf_heard: str = ""  # keys the agent sent with AT+VTS
+    downlink: bytearray = field(default_factory=bytearray)  # everything the modem wrote to the audio port
+    uplink: bytearray = field(default_factory=bytearray)  # everything the modem played to the network
+
+    @property
+    def heard_agent_utterances(self) -> int:
+        return len(self.utterances)
+
+    @property
+    def agent_utterances(self) -> list[AgentUtterance]:
+        """The agent's uplink audio split into utterances (so tests can transcribe what it said)."""
+        size = int(self.sample_rate * FRAME_S) * 2
+        return [
+            AgentUtterance(s.start, s.end, bytes(self.uplink[s.first_frame * size : (s.last_frame + 1) * size]))
+            for s in self.utterances
+        ]
+
+    @property
+    def voice_to_voice_ms(self) -> list[float]:
+        return [t.voice_to_voice_ms for t in self.turns if t.voice_to_voice_ms is not None]
+
+
+def score_turns(turns: list[FarEndTurn], utterances: list[Segment]) -> None:
+    """Fill each turn's agent reply, voice-to-voice and barge-in stop time from the utterances heard."""
+    for i, turn in enumerate(turns):
+        next_start = turns[i + 1].started_at if i + 1 < len(turns) else float("inf")
+        reply = next((u for u in utterances if turn.ended_at <= u.start < next_start), None)
+        turn.agent_reply_at = reply.start if reply else None
+        turn.voice_to_voice_ms = (reply.start - turn.ended_at) * 1000.0 if reply else None
+        if turn.barge_in:
+            talking = next((u for u in utterances if u.start <= turn.started_at < u.end), None)
+            turn.barge_in_stop_ms = (talking.end - turn.started_at) * 1000.0 if talking else None
+
+
+def _rms(pcm: bytes) -> float:
+    data = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+    return float(np.sqrt(np.mean(data * data))) if data.size else 0.0
+
+
+def tone_pcm(hz: float, ms: int, rate: int = RENDER_RATE, level: float = 0.3) -> bytes:
+    """A sine tone with 10 ms fades (no clicks), s16le."""
+    n = int(rate * ms / 1000)
+    t = np.arange(n) / rate
+    wave_ = np.sin(2 * np.pi * hz * t) * level
+    ramp = min(n // 2, int(rate * 0.01))
+    if ramp:
+        fade = np.linspace(0.0, 1.0, ramp)
+        wave_[:ramp] *= fade
+        wave_[n - ramp :] *= fade[::-1]
+    return (wave_ * 32767).astype("<i2").tobytes()
+
+
+def read_wav(path: Path, rate: int = RENDER_RATE) -> bytes:
+    """A mono 16-bit WAV file as s16le at `rate` (resampled when needed)."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            channels, width, src_rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
+            data = wav.readframes(wav.getnframes())
+    except (OSError, wave.Error, EOFError) as exc:
+        raise ValueError(f"{path}: not a readable WAV file ({exc})") from None
+    if width != 2:
+        raise ValueError(f"{path}: need 16-bit samples, got {8 * width}-bit")
+    samples = np.frombuffer(data, dtype="<i2")
+    if channels > 1:
+        samples = samples.reshape(-1, channels).mean(axis=1).astype("<i2")
+    return resample(samples.tobytes(), src_rate, rate)
+
+
+def resample(pcm: bytes, src: int, dst: int) -> bytes:
+    if src == dst or not pcm:
+        return pcm
+    data = np.frombuffer(pcm, dtype="<i2")
+    return soxr.resample(data, src, dst, quality="HQ").astype("<i2").tobytes()
+
+
+_default_render: Render | None = None
+_default_lock = threading.Lock()
+
+
+def default_render() -> Render:
+    """The project's Piper voice (loaded once per process), used when the emulator is given no renderer."""
+    global _default_render
+    with _default_lock:
+        if _default_render is None:
+            from cellcall.engines.tts import PiperSynthesizer  # heavy: only when a scenario speaks
+
+            _default_render = PiperSynthesizer(voice="joe", sample_rate=RENDER_RATE, length_scale=1.1).render
+        return _default_render
+
+
+class SoundBank:
+    """Renders every sound of a scenario once, in the background, at 8 kHz; resampled per route rate."""
+
+    def __init__(self, sounds: list[Sound], render: Render | None) -> None:
+        self._render = render
+        self._pcm: dict[Sound, bytes] = {}
+        self._ready: dict[Sound, threading.Event] = {s: threading.Event() for s in sounds}
+        self.error: str | None = None
+        threading.Thread(target=self._prepare, args=(sounds,), name="farend-render", daemon=True).start()
+
+    def _prepare(self, sounds: list[Sound]) -> None:
+        for sound in sounds:
+            try:
+                self._pcm[sound] = self._make(sound)
+            except Exception as exc:  # reported to the caller of get(); the render is someone else's code
+                self.error = f"far end cannot render {sound.label!r}: {exc}"
+                self._pcm[sound] = b""
+            self._ready[sound].set()
+
+    def _make(self, sound: Sound) -> bytes:
+        if sound.tone is not None:
+            return tone_pcm(sound.tone.hz, sound.tone.ms)
+        if sound.wav is not None:
+            return read_wav(sound.wav)
+        assert sound.say is not None
+        render = self._render or default_render()
+        return render(sound.say)
+
+    def get(self, sound: Sound, rate: int, stop: threading.Event) -> bytes | None:
+        """The sound at `rate`, waiting for its render; None if `stop` is set first."""
+        ready = self._ready[sound]
+        while not ready.wait(0.05):
+            if stop.is_set():
+                return None
+        return resample(self._pcm[sound], RENDER_RATE, rate)
+
+
+class FarEnd:
+    """One call's far end: runs the scenario script and measures the agent from the modem's clock."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        render: Render | None,
+        hangup: Callable[[], None],
+        press: Callable[[str], None],
+    ) -> None:
+        self.scenario = scenario
+        self.metrics = FarEndMetrics(scenario=scenario.name)
+        self._hangup = hangup
+        self._press = press
+        sounds = ([scenario.greeting] if scenario.greeting else []) + [ln.sound for ln in scenario.lines if ln.sound]
+        self._bank = SoundBank(sounds, render)
+        self._tracker = SpeechTracker(quiet_s=scenario.quiet_ms / 1000.0)
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        # Route state (touched by the modem's audio thread under _cond).
+        self._rate = RENDER_RATE
+        self._t0: float | None = None
+        self._playing: tuple[bytes, float] | None = None  # (pcm, modem-clock time of its first sample)
+        self._spoke_until = 0.0
+        self._echo = bytearray()
+        self._frame_buf = bytearray()
+        self._frame_mask = bytearray()  # 1 per uplink byte that was silence fill
+        self._up_samples = 0
+        self._down_samples = 0
+        self._echo_gain = 10 ** (scenario.echo.gain_db / 20) if scenario.echo else 0.0
+
+    # ---- called by the modem -------------------------------------------------------------------
+
+    def answered(self) -> None:
+        """The call is up: start the script."""
+        self.metrics.answered_at = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="farend-script", daemon=True)
+        self._thread.start()
+
+    def route(self, t0: float, rate: int) -> None:
+        """Audio starts flowing at `t0` at `rate` (a new route restarts the sample counters)."""
+        with self._cond:
+            self._t0, self._rate = t0, rate
+            self._up_samples = self._down_samples = 0
+            self._frame_buf.clear()
+            self._frame_mask.clear()
+            delay = int(rate * self.scenario.echo.delay_ms / 1000) if self.scenario.echo else 0
+            self._echo = bytearray(2 * delay)
+            if self.metrics.audio_at is None:
+                self.metrics.audio_at = t0
+                self.metrics.sample_rate = rate
+
+    def downlink(self, count: int) -> bytes:
+        """The next `count` samples the far end sends (speech + echo + silence); never blocks long."""
+        with self._cond:
+            if self._t0 is None:
+                return bytes(2 * count)
+            first = self._down_samples
+            self._down_samples += count
+            out = np.zeros(count, dtype=np.float32)
+            if self._playing is not None:
+                # Speech runs on the far end's wall clock: what plays while audio is not routed is lost.
+                pcm, at = self._playing
+                lo = first - round((at - self._t0) * self._rate)
+                hi = lo + count
+                speech = np.frombuffer(pcm, dtype="<i2")
+                if hi > 0 and lo < speech.size:
+                    a, b = max(lo, 0), min(hi, speech.size)
+                    out[a - lo : b - lo] += speech[a:b]
+                if hi >= speech.size:
+                    self._playing = None
+            if self._echo_gain:
+                echo = np.frombuffer(bytes(self._echo[: 2 * count]), dtype="<i2")
+                del self._echo[: 2 * count]
+                out[: echo.size] += echo * self._echo_gain
+            pcm = np.clip(out, -32768, 32767).astype("<i2").tobytes()
+        self.metrics.downlink += pcm
+        return pcm
+
+    def uplink(self, pcm: bytes, short_from: int | None) -> None:
+        """Samples the modem played to the network; bytes from `short_from` on were silence fill (underrun)."""
+        with self._cond:
+            if self._t0 is None:
+                return
+            self.metrics.uplink += pcm
+            if self._echo_gain:
+                self._echo += pcm
+            fill_at = len(pcm) if short_from is None else short_from
+            self._frame_buf += pcm
+            self._frame_mask += bytes(fill_at) + b"\x01" * (len(pcm) - fill_at)
+            size = int(self._rate * FRAME_S) * 2
+            while len(self._frame_buf) >= size:
+                frame, short = bytes(self._frame_buf[:size]), 1 in self._frame_mask[:size]
+                del self._frame_buf[:size], self._frame_mask[:size]
+                self._emit_frame(frame, short)
+
+    def heard_dtmf(self, digits: str) -> None:
+        self.metrics.dtmf_heard += digits
+
+    def ended(self, by: str) -> None:
+        """The call is over (whoever ended it): stop the script and finish the measurements."""
+        with self._cond:
+            if self.metrics.ended_at is not None:
+                return
+            self.metrics.ended_at = time.monotonic()
+            self.metrics.ended_by = by
+            self._tracker.flush()
+            self._stop.set()
+            self._cond.notify_all()
+        self._finish_metrics()
+
+    # ---- internals --------------------------------------------------------------------------
+
+    def _emit_frame(self, frame: bytes, short: bool) -> None:
+        assert self._t0 is not None
+        t = self._t0 + self._up_samples / self._rate
+        self._up_samples += len(frame) // 2
+        self._tracker.feed(t, frame, short)
+        self._cond.notify_all()
+
+    def _finish_metrics(self) -> None:
+        with self._cond:
+            self.metrics.utterances = list(self._tracker.utterances)
+            self.metrics.uplink_underruns = self._tracker.underruns
+            score_turns(self.metrics.turns, self.metrics.utterances)
+
+    def _run(self) -> None:
+        scenario = self.scenario
+        if scenario.hangup_after_s is not None:
+            timer = threading.Timer(scenario.hangup_after_s, self._far_hangup)
+            timer.daemon = True
+            timer.start()
+        if scenario.greeting is not None:
+            self._speak(scenario.greeting, -1, cut=False, barge=False)
+        for index, line in enumerate(scenario.lines):
+            if self._stop.is_set() or not self._take_turn(index, line):
+                return
+        if scenario.hangup_when_done and self._wait_for_agent() and not self._stop.wait(0.5):
+            self._far_hangup()
+
+    def _take_turn(self, index: int, line: ScenarioLine) -> bool:
+        if line.wait_for_agent and not self._wait_for_agent():
+            return False
+        if line.barge_in_after_ms is not None and not self._wait_agent_talking(line.barge_in_after_ms / 1000):
+            return False
+        if line.pause_s and self._stop.wait(line.pause_s):
+            return False
+        if line.dtmf:
+            for digit in line.dtmf:
+                self._press(digit)
+                if self._stop.wait(0.25):
+                    return False
+        if line.sound is not None:
+            self._speak(line.sound, index, cut=line.hangup_mid_sentence, barge=line.barge_in_after_ms is not None)
+            if line.hangup_mid_sentence:
+                self._far_hangup()
+                return False
+        return not self._stop.is_set()
+
+    def _speak(self, sound: Sound, index: int, cut: bool, barge: bool) -> None:
+        """Play a sound to the end (or half of it when `cut`), recording the turn on the modem clock."""
+        pcm = self._bank.get(sound, self._rate, self._stop)
+        if pcm is None:
+            return
+        if cut:
+            pcm = pcm[: len(pcm) // 4 * 2]
+        start = time.monotonic() + FRAME_S
+        with self._cond:
+            self._playing = (pcm, start)
+        end = start + len(pcm) / 2 / self._rate
+        self._spoke_until = end
+        if index >= 0:
+            self.metrics.turns.append(FarEndTurn(index, sound.label, start, end, cut=cut, barge_in=barge))
+        self._stop.wait(max(0.0, end - time.monotonic()))
+
+    def _wait_for_agent(self) -> bool:
+        """Wait until the agent has spoken after our last line and gone quiet; False if the call ended."""
+        since = self._spoke_until
+        deadline = time.monotonic() + self.scenario.max_wait_s
+
+        def replied() -> bool:
+            done = any(u.end > since for u in self._tracker.utterances)
+            return done and not self._tracker.speaking()
+
+        with self._cond:
+            while not self._stop.is_set() and not replied():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(min(left, 0.1))
+        return not self._stop.is_set()
+
+    def _wait_agent_talking(self, after_s: float) -> bool:
+        """Wait until the agent is speaking, then `after_s` more (to talk over it); False if the call ended."""
+        deadline = time.monotonic() + self.scenario.max_wait_s
+        with self._cond:
+            while not self._stop.is_set() and not self._tracker.speaking() and time.monotonic() < deadline:
+                self._cond.wait(0.1)
+            started = self._tracker.current.start if self._tracker.current else time.monotonic()
+        return not self._stop.wait(max(0.0, started + after_s - time.monotonic()))
+
+    def _far_hangup(self) -> None:
+        if not self._stop.is_set():
+            self._hangup()

@@ -1,0 +1,301 @@
+"""Far-end scenario files: what the emulated callee (or caller) does and says, validated up front.
+
+A scenario is TOML so people can write one by hand; every mistake (unknown key, wrong type, missing
+WAV) is reported with the file, the key and a "did you mean" before any call is placed, because a
+scenario that fails half-way through a call is much harder to understand.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+OUTCOMES = ("answer", "busy", "no-answer")
+DTMF_DIGITS = set("0123456789*#ABCD")
+
+
+class ScenarioError(ValueError):
+    """A scenario file cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Tone:
+    """A plain tone (ring-back, voicemail beep) so scenarios need no audio files for signalling."""
+
+    hz: float
+    ms: int
+
+
+@dataclass(frozen=True)
+class Sound:
+    """One thing the far end plays: text to render, a WAV file, or a tone (exactly one)."""
+
+    say: str | None = None
+    wav: Path | None = None
+    tone: Tone | None = None
+
+    @property
+    def label(self) -> str:
+        """A short human description for metrics and logs."""
+        if self.say is not None:
+            return self.say
+        if self.wav is not None:
+            return f"[wav {self.wav.name}]"
+        assert self.tone is not None
+        return f"[tone {self.tone.hz:g} Hz {self.tone.ms} ms]"
+
+
+@dataclass(frozen=True)
+class ScenarioLine:
+    """One step of the far end's script, taken in order."""
+
+    sound: Sound | None = None
+    dtmf: str | None = None  # keys the far end presses (the host sees +RXDTMF)
+    wait_for_agent: bool = False  # speak only after the agent spoke and went quiet
+    pause_s: float = 0.0  # extra pause before this step
+    barge_in_after_ms: int | None = None  # talk over the agent this long after it started speaking
+    hangup_mid_sentence: bool = False  # hang up part-way through this line
+
+
+@dataclass(frozen=True)
+class Echo:
+    """The agent's own uplink mixed back into the downlink, as a phone line's echo path does."""
+
+    gain_db: float = -18.0
+    delay_ms: int = 60
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A whole far end: how the call is answered, what is said, when it ends."""
+
+    name: str = "default"
+    description: str = ""
+    outcome: str = "answer"
+    answer_delay_s: float = 1.0
+    greeting: Sound | None = None
+    lines: tuple[ScenarioLine, ...] = ()
+    echo: Echo | None = None
+    hangup_after_s: float | None = None
+    hangup_when_done: bool = False
+    silent: bool = False
+    max_wait_s: float = 20.0  # wait_for_agent gives up after this long (so a mute agent cannot hang the script)
+    quiet_ms: int = 600  # uplink quiet that ends the agent's turn
+    ring_cycles: int = 5  # inbound: RING cycles before MISSED_CALL
+    ring_interval_s: float = 3.0
+    source: Path | None = field(default=None, compare=False)
+
+
+_TOP_KEYS = {
+    "name", "description", "outcome", "answer_delay_s", "greeting", "lines", "echo", "hangup_after_s",
+    "hangup_when_done", "silent", "max_wait_s", "quiet_ms", "ring_cycles", "ring_interval_s",
+}  # fmt: skip
+_SOUND_KEYS = {"say", "wav", "tone"}
+_LINE_KEYS = _SOUND_KEYS | {"dtmf", "wait_for_agent", "pause_s", "barge_in_after_ms", "hangup_mid_sentence"}
+_TONE_KEYS = {"hz", "ms"}
+_ECHO_KEYS = {"gain_db", "delay_ms"}
+
+
+class _Reader:
+    """Typed access to one TOML table with error messages that say where the problem is."""
+
+    def __init__(self, table: Any, where: str, allowed: set[str]) -> None:
+        if not isinstance(table, dict):
+            raise ScenarioError(f"{where}: expected a table, got {type(table).__name__}")
+        for key in table:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, sorted(allowed), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(sorted(allowed))})"
+                raise ScenarioError(f"{where}: unknown key {key!r}{hint}")
+        self.table = table
+        self.where = where
+
+    def _get(self, key: str, types: tuple[type, ...], label: str) -> Any:
+        value = self.table.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            raise ScenarioError(f"{self.where}.{key}: expected {label}, got {value!r}")
+        return value
+
+    def text(self, key: str) -> str | None:
+        value = self._get(key, (str,), "text")
+        if value is not None and not value.strip():
+            raise ScenarioError(f"{self.where}.{key}: must not be empty")
+        return value
+
+    def flag(self, key: str) -> bool:
+        return bool(self._get(key, (bool,), "true or false"))
+
+    def number(self, key: str, minimum: float = 0.0, maximum: float = 3600.0) -> float | None:
+        value = self._get(key, (int, float), "a number")
+        if value is not None and not minimum <= value <= maximum:
+            raise ScenarioError(f"{self.where}.{key}: {value} is outside {minimum:g}..{maximum:g}")
+        return None if value is None else float(value)
+
+    def integer(self, key: str, minimum: int, maximum: int) -> int | None:
+        value = self._get(key, (int,), "a whole number")
+        if value is not None and not minimum <= value <= maximum:
+            raise ScenarioError(f"{self.where}.{key}: {value} is outside {minimum}..{maximum}")
+        return value
+
+
+def _sound(table: dict[str, Any], where: str, base: Path | None, required: bool) -> Sound | None:
+    """The one sound a table names (say / wav / tone), resolving WAV paths next to the file."""
+    present = [key for key in ("say", "wav", "tone") if key in table]
+    if len(present) > 1:
+        raise ScenarioError(f"{where}: give only one of say, wav, tone (got {', '.join(present)})")
+    if not present:
+        if required:
+            raise ScenarioError(f"{where}: needs one of say, wav, tone")
+        return None
+    reader = _Reader({k: table[k] for k in present}, where, _SOUND_KEYS)
+    if present[0] == "say":
+        return Sound(say=reader.text("say"))
+    if present[0] == "wav":
+        raw = reader.text("wav")
+        assert raw is not None
+        path = Path(raw).expanduser()
+        if not path.is_absolute() and base is not None:
+            path = base / path
+        if not path.is_file():
+            raise ScenarioError(f"{where}.wav: no such file {path}")
+        return Sound(wav=path)
+    tone = _Reader(table["tone"], f"{where}.tone", _TONE_KEYS)
+    hz = tone.number("hz", 50.0, 3800.0)
+    ms = tone.integer("ms", 20, 60_000)
+    if hz is None or ms is None:
+        raise ScenarioError(f"{where}.tone: needs hz and ms")
+    return Sound(tone=Tone(hz=hz, ms=ms))
+
+
+def _line(table: Any, where: str, base: Path | None) -> ScenarioLine:
+    reader = _Reader(table, where, _LINE_KEYS)
+    dtmf = reader.text("dtmf")
+    if dtmf is not None and not set(dtmf.upper()) <= DTMF_DIGITS:
+        raise ScenarioError(f"{where}.dtmf: {dtmf!r} has keys outside 0-9 * # A-D")
+    sound = _sound(table, where, base, required=dtmf is None)
+    barge = reader.integer("barge_in_after_ms", 0, 60_000)
+    wait = reader.flag("wait_for_agent")
+    if barge is not None and wait:
+        raise ScenarioError(f"{where}: barge_in_after_ms and wait_for_agent exclude each other")
+    cut = reader.flag("hangup_mid_sentence")
+    if cut and sound is None:
+        raise ScenarioError(f"{where}: hangup_mid_sentence needs something to say")
+    return ScenarioLine(
+        sound=sound,
+        dtmf=dtmf.upper() if dtmf else None,
+        wait_for_agent=wait,
+        pause_s=reader.number("pause_s", 0.0, 600.0) or 0.0,
+        barge_in_after_ms=barge,
+        hangup_mid_sentence=cut,
+    )
+
+
+def parse_scenario(data: dict[str, Any], source: Path | None = None, default_name: str = "scenario") -> Scenario:
+    """A validated Scenario from already-parsed TOML; `source` anchors relative WAV paths and messages."""
+    where = str(source) if source else default_name
+    base = source.parent if source else None
+    top = _Reader(data, where, _TOP_KEYS)
+    outcome = top.text("outcome") or "answer"
+    if outcome not in OUTCOMES:
+        close = difflib.get_close_matches(outcome, OUTCOMES, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ScenarioError(f"{where}.outcome: {outcome!r} is not one of {', '.join(OUTCOMES)}{hint}")
+    raw_lines = data.get("lines", [])
+    if not isinstance(raw_lines, list):
+        raise ScenarioError(f"{where}.lines: expected an array of tables ([[lines]])")
+    lines = tuple(_line(item, f"{where}.lines[{i}]", base) for i, item in enumerate(raw_lines))
+    silent = top.flag("silent")
+    greeting = _sound(data["greeting"], f"{where}.greeting", base, True) if "greeting" in data else None
+    if silent and (lines or greeting):
+        raise ScenarioError(f"{where}: a silent far end cannot have lines or a greeting")
+    if outcome != "answer" and (lines or greeting or silent):
+        raise ScenarioError(f"{where}: outcome {outcome!r} never answers, so it cannot have lines, greeting or silent")
+    echo = None
+    if "echo" in data:
+        echo_reader = _Reader(data["echo"], f"{where}.echo", _ECHO_KEYS)
+        echo = Echo(
+            gain_db=_or(echo_reader.number("gain_db", -60.0, 0.0), -18.0),
+            delay_ms=int(_or(echo_reader.integer("delay_ms", 0, 2000), 60)),
+        )
+    hangup_when_done = top.flag("hangup_when_done")
+    if hangup_when_done and not lines:
+        raise ScenarioError(f"{where}: hangup_when_done needs at least one line")
+    return Scenario(
+        name=top.text("name") or default_name,
+        description=top.text("description") or "",
+        outcome=outcome,
+        answer_delay_s=_or(top.number("answer_delay_s", 0.0, 600.0), 1.0),
+        greeting=greeting,
+        lines=lines,
+        echo=echo,
+        hangup_after_s=top.number("hangup_after_s", 0.1, 86_400.0),
+        hangup_when_done=hangup_when_done,
+        silent=silent,
+        max_wait_s=_or(top.number("max_wait_s", 0.5, 3600.0), 20.0),
+        quiet_ms=int(_or(top.integer("quiet_ms", 100, 10_000), 600)),
+        ring_cycles=int(_or(top.integer("ring_cycles", 1, 100), 5)),
+        ring_interval_s=_or(top.number("ring_interval_s", 0.1, 60.0), 3.0),
+        source=source,
+    )
+
+
+def _or(value: float | int | None, default: float) -> float:
+    return default if value is None else value
+
+
+def builtin_names() -> list[str]:
+    """Names of the scenarios shipped in the cellcall.scenarios package."""
+    folder = resources.files("cellcall.scenarios")
+    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """A built-in scenario by name (e.g. "dentist") or a scenario file by path.
+
+    `extends = "other"` (a built-in name or a path next to the file) starts from another scenario's
+    keys, so a variant such as the echo line says only what differs from the dentist.
+    """
+    data, source, default_name = _load_table(name_or_path, seen=())
+    return parse_scenario(data, source=source, default_name=default_name)
+
+
+def _load_table(name_or_path: str | Path, seen: tuple[Path, ...]) -> tuple[dict[str, Any], Path, str]:
+    text_name = str(name_or_path)
+    path = Path(text_name).expanduser()
+    if text_name.endswith(".toml") or path.exists():
+        if not path.is_file():
+            raise ScenarioError(f"scenario file not found: {path}")
+        source = path.resolve()
+        raw = path.read_text(encoding="utf-8")
+        default_name = path.stem
+    else:
+        names = builtin_names()
+        if text_name not in names:
+            close = difflib.get_close_matches(text_name, names, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ScenarioError(f"no built-in scenario {text_name!r}: {hint}built-ins are {', '.join(names)}")
+        resource = resources.files("cellcall.scenarios") / f"{text_name}.toml"
+        source = Path(str(resource))
+        raw = resource.read_text(encoding="utf-8")
+        default_name = text_name
+    try:
+        data = tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"{source}: not valid TOML: {exc}") from None
+    base = data.pop("extends", None)
+    if base is None:
+        return data, source, default_name
+    if not isinstance(base, str):
+        raise ScenarioError(f"{source}.extends: expected a scenario name or path, got {base!r}")
+    if source in seen:
+        raise ScenarioError(f"{source}: extends itself through {' -> '.join(map(str, seen))}")
+    base_ref = base if not base.endswith(".toml") or Path(base).is_absolute() else str(source.parent / base)
+    parent, _, _ = _load_table(base_ref, seen + (source,))
+    parent.pop("name", None)
+    return parent | data, source, default_name
