@@ -35,5 +35,69 @@ def settings(overrides: Optional[dict] = None) -> Settings:
         raise typer.Exit(2) from None
 
 
+
+@app.command()
+def validate(
+    paths: list[Path] = typer.Argument(..., help="Goal files, or folders of *.md goal files."),
+    as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
+) -> None:
+    """Check goal files before anything dials: exit 0 if every file is valid, 1 otherwise."""
+    from cellcall.goal import check_goal_files
+    from cellcall.tables import checks_json, checks_text
+
+    checks = check_goal_files(paths, settings().policy.default_country)
+    typer.echo(checks_json(checks) if as_json else checks_text(checks))
+    raise typer.Exit(0 if checks and all(check.ok for check in checks) else 1)
+
+
+@app.command()
+def new(
+    name: Optional[str] = typer.Argument(None, help="Goal id (also the outbox folder name)."),
+    number: Optional[str] = typer.Option(None, "--number", help="Number to call (default: a fictional 555-01xx number)."),
+    objective: Optional[str] = typer.Option(None, "--objective", help="What the call must achieve, in one sentence."),
+    persona: Optional[str] = typer.Option(None, "--persona", help="Who the agent is on the call."),
+    opening: Optional[str] = typer.Option(None, "--opening", help="The agent's first sentence."),
+) -> None:
+    """Print a new goal file that passes `cellcall validate` (redirect it into goals/)."""
+    from cellcall.goal import GoalError, scaffold_goal
+
+    try:
+        typer.echo(scaffold_goal(name, number, objective, persona, opening, settings().policy.default_country), nl=False)
+    except GoalError as exc:
+        typer.secho(str(exc), fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command("config")
+def show_config(as_json: bool = typer.Option(False, "--json", help="Print the settings as JSON.")) -> None:
+    """Print the effective settings and where each came from (secrets redacted)."""
+    from cellcall.tables import print_settings
+
+    print_settings(settings().effective(), as_json)
+
+
+@app.command()
+def calls(
+    limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many recent calls."),
+    as_json: bool = typer.Option(False, "--json", help="Print the calls as JSON."),
+) -> None:
+    """Recent calls from the outbox, newest first."""
+    from cellcall.outbox import list_calls
+    from cellcall.tables import print_calls
+
+    print_calls(list_calls(Path(settings().paths.outbox), limit), as_json)
+
+
+@app.command()
+def show(call: str = typer.Argument(..., help="Call id, outbox folder name, a unique prefix of either, or a path.")) -> None:
+    """Print a call's report.md."""
+    from cellcall.outbox import CallLookupError, report_text
+
+    try:
+        typer.echo(report_text(Path(settings().paths.outbox), call), nl=False)
+    except CallLookupError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+
 bench_app = typer.Typer(help="Benchmarks: print figures and update docs/benchmarks.md.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
