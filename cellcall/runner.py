@@ -125,7 +125,7 @@ class _Ringing:
     number: str | None
     rings: int = 0
     last_at: float = field(default_factory=time.monotonic)
-    decided: str | None = None  # "ignored" | "rejected" once settled without answering
+    ignored: bool = False  # no inbound goal or inbound disabled: let it ring out (MISSED follows)
 
 
 @dataclass
@@ -174,8 +174,9 @@ class Runner:
         self._line_retry_at = 0.0
         self._line_backoff = self.options.reconnect_min_s
         self._ringing: _Ringing | None = None
-        self._recent_missed: dict[str, float] = {}
+        self._already_recorded: dict[str, float] = {}  # caller -> until when a late MISSED is a repeat
         self._hold: Hold | None = None
+        self._next_look = 0.0
         self._status_file = self.inbox.state_dir / f"runner-{os.getpid()}.json"
         self._status: dict[str, Any] = {
             "owner": Owner.current().to_json(), "started": utcnow().isoformat(), "goals": str(self.inbox.root),
@@ -324,30 +325,32 @@ class Runner:
             self._incoming(event)
         elif event.kind is LineEventKind.MISSED:
             ringing, self._ringing = self._ringing, None
-            if not (ringing and ringing.decided == "rejected"):
-                self._missed(event.number or (ringing.number if ringing else None), "missed: the caller hung up before the answer")
+            self._idle_missed(event.number or (ringing.number if ringing else None))
 
     def _incoming(self, event: LineEvent) -> None:
         now = time.monotonic()
-        if self._ringing is None or now - self._ringing.last_at > self.options.ring_gap_s:
+        ringing = self._ringing
+        if ringing is None or now - ringing.last_at > self.options.ring_gap_s or (
+            event.number and ringing.number and event.number != ringing.number
+        ):
             self._ringing = _Ringing(event.number)
             self.log.emit("incoming", number=event.number)
         ringing = self._ringing
         ringing.rings += 1
         ringing.last_at = now
         ringing.number = event.number or ringing.number
-        if ringing.decided is not None:
+        if ringing.ignored:
             return
         goal, reason = self._inbound_goal()
         if goal is None:
-            ringing.decided = "ignored"
+            ringing.ignored = True
             self.log.emit("incoming-not-answered", number=ringing.number, reason=reason)
             return
         if ringing.number is None and ringing.rings < self.settings.inbound.answer_after_rings:
             return  # the caller id (+CLIP) usually follows the first RING
         refusal = caller_refusal(ringing.number, self.settings.inbound.allow_callers, self.settings.inbound.deny_callers)
         if refusal:
-            ringing.decided = "rejected"
+            self._ringing = None  # hung up: the next RING is another call
             self.log.emit("incoming-rejected", number=ringing.number, reason=refusal)
             self._hangup_quietly()
             self._missed(ringing.number, f"rejected: {refusal}")
@@ -375,14 +378,15 @@ class Runner:
             self._line_lost(str(exc))
 
     def _missed(self, number: str | None, reason: str) -> None:
-        """A missed-call record in the outbox (once per caller, even if the modem reports it twice)."""
-        key = number or "unknown"
-        if time.monotonic() - self._recent_missed.get(key, -1e9) < 60.0:
-            return
-        self._recent_missed[key] = time.monotonic()
+        """A missed-call record in the outbox (and a log line)."""
         folder = reports.missed(self.outbox_root, number, reason)
         self.log.emit("missed-call", number=number, reason=reason, outbox=str(folder))
         self._commit(folder, f"cellcall: missed call from {number or 'unknown'}")
+
+    def _idle_missed(self, number: str | None) -> None:
+        if number and self._already_recorded.pop(number, 0.0) > time.monotonic():
+            return  # recorded when it rang during a call; this is the modem's late MISSED_CALL for it
+        self._missed(number, "missed: the caller hung up before the answer")
 
     def _run_inbound(self, goal: Goal, number: str | None) -> None:
         self.log.emit("answering", number=number, goal=goal.name)
@@ -394,7 +398,7 @@ class Runner:
     # --- outbound -------------------------------------------------------------------------------
     def _next_job(self) -> ReadyGoal | Waiting | None:
         """The oldest goal that may dial now; expired ones go to failed/ on the way."""
-        if not self._wake.is_set() and time.monotonic() < getattr(self, "_next_look", 0.0):
+        if not self._wake.is_set() and time.monotonic() < self._next_look:
             return None
         self._wake.clear()
         self._next_look = time.monotonic() + 0.5
@@ -516,8 +520,11 @@ class Runner:
         self._status["calls"] += 1
         self.publish(current=None, last={"goal": label, "status": outcome.status.value,
                                          "outbox": str(outcome.folder) if outcome.folder else None})
-        for number in dict.fromkeys(e.number for e in tap.rang_in if e.number):
+        missed = {e.number: e.kind for e in tap.rang_in if e.number}
+        for number, kind in missed.items():
             self._missed(number, "missed: rang during another call")
+            if kind is LineEventKind.INCOMING:  # still ringing, perhaps: its MISSED may follow
+                self._already_recorded[number] = time.monotonic() + 60.0
         if tap.lost:
             self._line_lost(tap.lost)
         return outcome

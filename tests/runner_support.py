@@ -1,6 +1,6 @@
-"""Helpers for the watch-runner tests: a runner in a thread, goal files, and a dial-only call.
+"""Helpers for the watch-runner tests: a runner in a thread, goal files, and line-only calls.
 
-`DialOnly` is the runner's call seam filled with a real but model-free call: it creates the outbox
+`LineOnlyCalls` fills the runner's call seams with real but model-free calls: it creates the outbox
 folder, dials through the real line (the modem driver on the emulator's ptys), waits for busy, no
 answer or answer, holds an answered call briefly, hangs up and writes the reports. It keeps the
 folder-mechanics tests real (real ATD on a real pty) and fast; place_call itself is exercised by
@@ -44,23 +44,39 @@ def goal_text(number: str = "+14155550132", objective: str = "Book a table", ext
     return f'---\nnumber: "{number}"\nobjective: {objective}\n{extra}---\n## Context\nA test goal.\n'
 
 
-class DialOnly:
-    """A call seam that really dials; records what it was asked to call."""
+class LineOnlyCalls:
+    """Call seams that really dial and answer on the line; they record what they were asked to do."""
 
     def __init__(self, outbox_root: Path, hold_s: float = 0.3) -> None:
         self.outbox_root = outbox_root
         self.hold_s = hold_s
         self.calls: list[str] = []
+        self.answered: list[str | None] = []
         self.lock = threading.Lock()
 
     def __call__(self, goal: Goal, line: Line, observer: object, stop: threading.Event) -> CallResult:
         with self.lock:
             self.calls.append(goal.name)
-        record = CallRecord(uuid.uuid4().hex[:12], goal.name, goal.number, Direction.OUTBOUND, CallStatus.FAILED,
+        outbox, record = self._start(goal, goal.number, Direction.OUTBOUND, observer)
+        line.dial(goal.number or "")
+        return self._finish(line, stop, outbox, record)
+
+    def answer(self, goal: Goal, line: Line, caller: str | None, observer: object, stop: threading.Event) -> CallResult:
+        """The inbound seam: ATA, hold, hang up, report with direction inbound."""
+        with self.lock:
+            self.answered.append(caller)
+        outbox, record = self._start(goal, caller, Direction.INBOUND, observer)
+        line.answer()
+        return self._finish(line, stop, outbox, record)
+
+    def _start(self, goal: Goal, number: str | None, direction: Direction, observer: object) -> tuple[CallOutbox, CallRecord]:
+        record = CallRecord(uuid.uuid4().hex[:12], goal.name, number, direction, CallStatus.FAILED,
                             datetime.now(timezone.utc), objective=goal.objective)
         outbox = CallOutbox.create(self.outbox_root, record)
         observer.on_outbox(outbox.path)  # type: ignore[attr-defined]
-        line.dial(goal.number or "")
+        return outbox, record
+
+    def _finish(self, line: Line, stop: threading.Event, outbox: CallOutbox, record: CallRecord) -> CallResult:
         record.status, record.hangup_reason = self._outcome(line, stop)
         if record.status is not CallStatus.BUSY and record.status is not CallStatus.NO_ANSWER:
             line.hangup()

@@ -1,6 +1,6 @@
 """The watch runner on the emulated modem, with real filesystem events and a real ATD per call.
 
-Calls go through the dial-only seam (tests/runner_support.py): real line, real outbox, no models.
+Calls go through the line-only seams (tests/runner_support.py): real line, real outbox, no models.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from runner_support import DialOnly, RunnerThread, atd_count, goal_text, wait_for
+from runner_support import LineOnlyCalls, RunnerThread, atd_count, goal_text, wait_for
 
 from cellcall.config import Settings
 from cellcall.line.emulator import Faults, ModemEmulator
@@ -48,7 +48,7 @@ def test_twenty_goals_dropped_at_once(tmp_path: Path) -> None:
     goals = tmp_path / "goals"
     goals.mkdir()
     settings = _settings(tmp_path)
-    seam = DialOnly(tmp_path / "outbox")
+    seam = LineOnlyCalls(tmp_path / "outbox")
     with ModemEmulator(scenario=BUSY) as emu, RunnerThread(
         settings, goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), seam
     ) as run:
@@ -101,7 +101,7 @@ def test_two_runners_on_one_folder_never_dial_a_goal_twice(tmp_path: Path) -> No
     goals = tmp_path / "goals"
     goals.mkdir()
     settings = _settings(tmp_path)
-    seams = [DialOnly(tmp_path / "outbox"), DialOnly(tmp_path / "outbox")]
+    seams = [LineOnlyCalls(tmp_path / "outbox"), LineOnlyCalls(tmp_path / "outbox")]
     with ModemEmulator(scenario=BUSY) as emu_a, ModemEmulator(scenario=BUSY) as emu_b:
         lines = [lambda: Sim7600Line(emu_a.at_port, emu_a.audio_port), lambda: Sim7600Line(emu_b.at_port, emu_b.audio_port)]
         with RunnerThread(settings, goals, lines[0], seams[0]), RunnerThread(settings, goals, lines[1], seams[1]):
@@ -120,7 +120,7 @@ def test_two_runners_on_one_folder_never_dial_a_goal_twice(tmp_path: Path) -> No
 def test_busy_is_retried_after_the_backoff_then_done(tmp_path: Path) -> None:
     goals = tmp_path / "goals"
     goals.mkdir()
-    seam = DialOnly(tmp_path / "outbox")
+    seam = LineOnlyCalls(tmp_path / "outbox")
     with ModemEmulator(scenario=BUSY) as emu, RunnerThread(
         _settings(tmp_path), goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), seam
     ) as run:
@@ -144,7 +144,7 @@ def test_busy_is_retried_after_the_backoff_then_done(tmp_path: Path) -> None:
 def test_line_lost_mid_call_fails_that_call_reconnects_and_resumes(tmp_path: Path) -> None:
     goals = tmp_path / "goals"
     goals.mkdir()
-    seam = DialOnly(tmp_path / "outbox", hold_s=3.0)  # the modem vanishes 0.8 s into the first call
+    seam = LineOnlyCalls(tmp_path / "outbox", hold_s=3.0)  # the modem vanishes 0.8 s into the first call
     answered = Scenario(name="answers", outcome="answer", answer_delay_s=0.2, silent=True)
     with ModemEmulator(scenario=answered, faults=Faults(vanish_after_s=0.8, reenumerate_s=1.5)) as emu, RunnerThread(
         _settings(tmp_path), goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), seam
