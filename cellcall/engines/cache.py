@@ -1,0 +1,100 @@
+"""One lazy, process-wide set of engines, loaded concurrently while the phone rings.
+
+Loading takes seconds (whisper ~1 s, piper ~0.5 s, the GGUF ~1-3 s); `preload()` starts all
+three in background threads the moment a call is placed, and each accessor only blocks on its
+own engine. `watch` runs many calls in one process, so engines are shared per settings.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Generic, TypeVar
+
+from cellcall.config import Settings
+from cellcall.engines import ChatModel, EngineError, Synthesizer, Transcriber
+
+T = TypeVar("T")
+
+
+class _Lazy(Generic[T]):
+    """A value built once, in a background thread on `start()` or inline on first `get()`."""
+
+    def __init__(self, name: str, build: Callable[[], T]) -> None:
+        self._name = name
+        self._build = build
+        self._future: Future[T] | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> Future[T]:
+        with self._lock:
+            if self._future is None:
+                self._future = Future()
+                threading.Thread(target=self._run, args=(self._future,), name=f"load-{self._name}", daemon=True).start()
+            return self._future
+
+    def _run(self, future: Future[T]) -> None:
+        try:
+            future.set_result(self._build())
+        except Exception as exc:  # kept for the caller of get(), re-raised there with the engine's name
+            future.set_exception(exc)
+
+    def get(self) -> T:
+        try:
+            return self.start().result()
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise EngineError(f"{self._name} engine failed to load: {exc}") from exc
+
+
+class Engines:
+    """STT, TTS and LLM for the settings given; each loaded once, on demand or by `preload()`."""
+
+    def __init__(self, settings: Settings) -> None:
+        from cellcall.engines.llm import make_chat_model
+        from cellcall.engines.stt import WhisperTranscriber
+        from cellcall.engines.tts import PiperSynthesizer
+
+        cache = settings.cache_dir()
+        stt, tts, llm = settings.stt, settings.tts, settings.llm
+        for section, backend, supported in (("stt", stt.backend, "faster-whisper"), ("tts", tts.backend, "piper")):
+            if backend != supported:
+                raise EngineError(f"unknown {section}.backend {backend!r}: use {supported}")
+        self._stt: _Lazy[Transcriber] = _Lazy(
+            "stt", lambda: WhisperTranscriber(stt.model, stt.threads, stt.beam_size, 8000, cache)
+        )
+        self._tts: _Lazy[Synthesizer] = _Lazy("tts", lambda: PiperSynthesizer(tts.voice, 8000, tts.length_scale))
+        self._llm: _Lazy[ChatModel] = _Lazy("llm", lambda: make_chat_model(llm, cache))
+
+    def preload(self) -> None:
+        """Start loading all three in background threads; returns at once."""
+        for lazy in (self._stt, self._tts, self._llm):
+            lazy.start()
+
+    def stt(self) -> Transcriber:
+        return self._stt.get()
+
+    def tts(self) -> Synthesizer:
+        return self._tts.get()
+
+    def llm(self) -> ChatModel:
+        return self._llm.get()
+
+
+_shared: dict[str, Engines] = {}
+_shared_lock = threading.Lock()
+
+
+def _engine_key(settings: Settings) -> str:
+    return repr((settings.stt, settings.tts, settings.llm, settings.cache_dir()))
+
+
+def shared_engines(settings: Settings) -> Engines:
+    """The process-wide Engines for these engine settings (watch loads models once)."""
+    key = _engine_key(settings)
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = Engines(settings)
+        return _shared[key]

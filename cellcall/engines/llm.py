@@ -1,0 +1,92 @@
+"""Pick the chat model backend, and the token pump that makes any backend cancellable in 10 ms.
+
+Backends produce tokens in a worker thread (a C++ callback, an HTTP stream); the caller's
+iterator polls its cancel event between tokens, so a barge-in returns control at once even while
+the backend is still busy with a long prompt. The worker is told to stop at its next token.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from cellcall.config import LlmSettings
+from cellcall.engines import ChatMessage, ChatModel, EngineError
+
+POLL_S = 0.01  # how often a waiting stream looks at its cancel event
+BACKENDS = ("auto", "ollama", "openai", "embedded")
+
+Emit = Callable[[str], bool]  # hands one token to the reader; True means "stop producing"
+_DONE = object()
+
+
+def pump_tokens(produce: Callable[[Emit], None], cancel: threading.Event | None = None) -> Iterator[str]:
+    """Run `produce(emit)` in a daemon thread and yield its tokens until done or cancelled."""
+    tokens: queue.Queue[object] = queue.Queue()
+    stopped = threading.Event()
+
+    def emit(token: str) -> bool:
+        if stopped.is_set() or (cancel is not None and cancel.is_set()):
+            return True
+        tokens.put(token)
+        return False
+
+    def run() -> None:
+        try:
+            produce(emit)
+        except Exception as exc:  # surfaced to the reader below, with the backend's message
+            tokens.put(exc)
+        finally:
+            tokens.put(_DONE)
+
+    threading.Thread(target=run, name="llm-stream", daemon=True).start()
+    try:
+        while not (cancel is not None and cancel.is_set()):
+            try:
+                item = tokens.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+            if item is _DONE:
+                return
+            if isinstance(item, EngineError):
+                raise item
+            if isinstance(item, Exception):
+                raise EngineError(f"LLM stream failed: {item}") from item
+            assert isinstance(item, str)
+            yield item
+    finally:
+        stopped.set()
+
+
+def as_dicts(messages: list[ChatMessage]) -> list[dict[str, str]]:
+    """The OpenAI/Ollama wire shape; rejects roles the chat templates do not know."""
+    out = []
+    for message in messages:
+        if message.role not in ("system", "user", "assistant"):
+            raise EngineError(f"unknown chat role {message.role!r}: use system, user or assistant")
+        out.append({"role": message.role, "content": message.content})
+    return out
+
+
+def make_chat_model(settings: LlmSettings, cache_dir: Path) -> ChatModel:
+    """auto (Ollama when it answers within 300 ms, else embedded) | ollama | openai | embedded."""
+    if settings.backend not in BACKENDS:
+        raise EngineError(f"unknown llm backend {settings.backend!r}: use one of {', '.join(BACKENDS)}")
+    if settings.backend in ("auto", "ollama"):
+        from cellcall.engines.llm_ollama import OllamaChatModel, ollama_host, ollama_reachable
+
+        host = ollama_host(settings.ollama_host)
+        if settings.backend == "ollama" or ollama_reachable(host):
+            return OllamaChatModel(settings.ollama_model, host)
+    if settings.backend == "openai":
+        from cellcall.engines.llm_openai import OpenAIChatModel
+
+        if not settings.base_url:
+            raise EngineError("llm backend 'openai' needs llm.base_url, e.g. http://127.0.0.1:8080/v1")
+        return OpenAIChatModel(settings.base_url, settings.model, settings.api_key)
+    from cellcall.engines.llm_embedded import EmbeddedChatModel
+    from cellcall.engines.models import gguf_model
+
+    return EmbeddedChatModel(gguf_model(settings.model, cache_dir), threads=settings.threads, context=settings.context)
