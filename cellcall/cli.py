@@ -101,3 +101,49 @@ def show(call: str = typer.Argument(..., help="Call id, outbox folder name, a un
 
 bench_app = typer.Typer(help="Benchmarks: print figures and update docs/benchmarks.md.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+
+openclaw_app = typer.Typer(help="OpenClaw: the skill, memory search over the outbox, pushes on call end.", no_args_is_help=True)
+app.add_typer(openclaw_app, name="openclaw")
+
+
+@openclaw_app.command("install-skill")
+def openclaw_install_skill(
+    workspace: Optional[Path] = typer.Option(None, "--workspace", help="OpenClaw workspace (default: openclaw.workspace or ~/.openclaw/workspace)."),
+) -> None:
+    """Put the cellcall skill into an OpenClaw workspace (skills/cellcall/SKILL.md)."""
+    from cellcall.openclaw_setup import OpenClawSetupError, install_skill
+
+    try:
+        typer.echo(f"installed {install_skill(settings(), workspace)}")
+    except (OSError, OpenClawSetupError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+@openclaw_app.command("setup")
+def openclaw_setup(apply: bool = typer.Option(False, "--apply", help="Run `openclaw config set` instead of printing.")) -> None:
+    """Print (or apply) the OpenClaw config cellcall needs: memory extraPaths, hooks, the hook mapping."""
+    from cellcall.openclaw_setup import OpenClawSetupError, apply_setup, setup_text
+
+    if not apply:
+        typer.echo(setup_text(settings()))
+        return
+    try:
+        for change in apply_setup(settings()):
+            typer.echo(f"set {change.path} = {change.value}")
+    except OpenClawSetupError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+
+
+@openclaw_app.command("flush")
+def openclaw_flush(
+    retry_failed: bool = typer.Option(False, "--retry-failed", help="Also resend pushes that were rejected or refused."),
+    timeout: float = typer.Option(5.0, "--timeout", min=0.1, help="Seconds per request."),
+) -> None:
+    """Deliver the queued pushes now and say what happened to each (exit 1 if any is left)."""
+    from cellcall.openclaw import deliver_pending, describe_report
+
+    report = deliver_pending(settings(), timeout, retry_failed=retry_failed, force=True)
+    typer.echo(describe_report(report))
+    raise typer.Exit(0 if report.ok else 1)
