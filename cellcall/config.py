@@ -32,6 +32,7 @@ class LineSettings:
     scenario: str = "dentist"  # emulator far-end scenario: built-in name or path to a .toml
     command_timeout_s: float = 5.0
     answer_timeout_s: float = 45.0  # outbound: give up (no-answer) after this long without BEGIN
+    reset_timeout_s: float = 30.0  # AT+CRESET: wait this long for the ports to re-enumerate (real: 14-20 s)
 
 
 @dataclass
