@@ -99,8 +99,61 @@ def show(call: str = typer.Argument(..., help="Call id, outbox folder name, a un
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
 
+
+@app.command()
+def watch(
+    goals_dir: Optional[Path] = typer.Argument(None, help="The goals folder (default: paths.goals)."),
+    line: Optional[str] = typer.Option(None, "--line", help="emulator | sim7600 (default: line.kind in settings)."),
+    scenario: Optional[str] = typer.Option(None, "--scenario", help="Emulator far-end scenario: built-in name or .toml path."),
+    at_port: Optional[str] = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
+    audio_port: Optional[str] = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),
+    json_log: bool = typer.Option(False, "--json-log", help="Log one JSON object per line (also log.json)."),
+) -> None:
+    """Turn GOALS_DIR into a phone: dial dropped goals, answer inbound calls; stop with SIGTERM or Ctrl-C."""
+    from cellcall.runner import WatchError, watch as watch_folder
+
+    overrides = {"line.kind": line, "line.scenario": scenario, "line.at_port": at_port, "line.audio_port": audio_port,
+                 "log.json": True if json_log else None}
+    try:
+        raise typer.Exit(watch_folder(settings(overrides), goals_dir))
+    except WatchError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def status(
+    goals_dir: Optional[Path] = typer.Argument(None, help="The goals folder (default: paths.goals)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+) -> None:
+    """The watch queue (queued, waiting with due times, running), the line and the last calls."""
+    import json
+
+    from rich.console import Console
+
+    from cellcall.watchstatus import collect, render
+
+    try:
+        data = collect(settings(), goals_dir)
+    except FileNotFoundError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+    else:
+        Console().print(render(data))
+
+
 bench_app = typer.Typer(help="Benchmarks: print figures and update docs/benchmarks.md.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("watch")
+def bench_watch(drops: int = typer.Option(20, "--drops", min=1, help="Goal files dropped, one at a time.")) -> None:
+    """Goal file dropped -> ATD on the AT port (emulator, models warm): median over the drops."""
+    from cellcall.bench.watch import run_bench
+
+    typer.echo(run_bench(settings(), drops))
 
 openclaw_app = typer.Typer(help="OpenClaw: the skill, memory search over the outbox, pushes on call end.", no_args_is_help=True)
 app.add_typer(openclaw_app, name="openclaw")
