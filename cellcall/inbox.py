@@ -164,13 +164,15 @@ def _split_token(path: Path) -> tuple[str, str]:
 class Inbox:
     """Moves goal files between the queue's folders; every method is safe against a rival runner."""
 
-    def __init__(self, root: Path, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(self, root: Path, clock: Callable[[], datetime] = utcnow, create: bool = True) -> None:
+        """`create=False` for readers (`cellcall status`) that must not change the folder."""
         self.root = root
         self.clock = clock
-        for name in QUEUE_DIRS:
-            (root / name).mkdir(parents=True, exist_ok=True)
         self.state_dir = root / STATE_DIR
-        (self.state_dir / "seen").mkdir(parents=True, exist_ok=True)
+        if create:
+            for name in QUEUE_DIRS:
+                (root / name).mkdir(parents=True, exist_ok=True)
+            (self.state_dir / "seen").mkdir(parents=True, exist_ok=True)
 
     @property
     def running(self) -> Path:

@@ -556,7 +556,7 @@ def default_call_fns(settings: Settings) -> tuple[PlaceFn, AnswerFn]:
     from cellcall.engines.cache import shared_engines
 
     engines = shared_engines(settings)
-    threading.Thread(target=engines.preload, name="cellcall-preload", daemon=True).start()
+    engines.preload()  # background threads: the runner starts watching at once
 
     def place(goal: Goal, line: Line, observer: Any, stop: threading.Event) -> CallResult:
         return place_call(goal, settings, line, engines=engines, stop=stop, observer=observer)
@@ -567,15 +567,21 @@ def default_call_fns(settings: Settings) -> tuple[PlaceFn, AnswerFn]:
     return place, answer
 
 
+class WatchError(RuntimeError):
+    """`cellcall watch` cannot start (no goals folder, unknown line kind)."""
+
+
 def watch(settings: Settings, goals_dir: Path | None = None) -> int:
     """`cellcall watch`: run until SIGTERM or Ctrl-C, then hang up, finish the reports, exit 0."""
-    from cellcall.line.factory import make_line
+    from cellcall.line.factory import KINDS, make_line
 
+    goals = Path(goals_dir or settings.paths.goals)
+    if not goals.is_dir():
+        raise WatchError(f"goals folder not found: {goals} (create it, or pass GOALS_DIR)")
+    if settings.line.kind not in KINDS:
+        raise WatchError(f"unknown line kind {settings.line.kind!r}: choose one of {', '.join(KINDS)}")
     place, answer = default_call_fns(settings)
-    runner = Runner(
-        settings, Path(goals_dir or settings.paths.goals),
-        line_factory=lambda: make_line(settings), place=place, answer=answer,
-    )
+    runner = Runner(settings, goals, line_factory=lambda: make_line(settings), place=place, answer=answer)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: runner.stop())
     runner.run()

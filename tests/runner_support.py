@@ -14,10 +14,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cellcall.call import CallResult
 from cellcall.config import Settings
 from cellcall.events import EventLog
 from cellcall.goal import Goal
@@ -25,13 +25,6 @@ from cellcall.line import Line, LineEventKind
 from cellcall.outbox import CallOutbox
 from cellcall.record import CallRecord, CallStatus, Direction
 from cellcall.runner import Runner, RunnerOptions
-
-@dataclass
-class CallResult:  # TEMP until cellcall.call imports cleanly
-    record: CallRecord
-    folder: Path
-    report: Path
-
 
 OUTCOMES = {
     LineEventKind.BUSY: CallStatus.BUSY,
