@@ -306,11 +306,13 @@ class _Reader:
             self.unreadable.add(key)
             return None
 
-    def text(self, entries: dict[str, _Entry], key: str, required: bool = False, limit: int | None = None, where: str = "") -> str | None:
+    def text(
+        self, entries: dict[str, _Entry], key: str, required: bool = False, limit: int | None = None, where: str = "", parent_line: int | None = None
+    ) -> str | None:
         dotted = f"{where}{key}"
         if key not in entries or entries[key][0] is None:
             if required and key not in self.unreadable:
-                self.add(entries[key][1] if key in entries else None, dotted, f"{dotted} is required")
+                self.add(entries[key][1] if key in entries else parent_line, dotted, f"{dotted} is required")
             return None
         value, line, _ = entries[key]
         if not isinstance(value, str):
@@ -403,7 +405,7 @@ class _Reader:
         if "action" not in entries:
             self.add(top["voicemail"][1], "voicemail.action", f"voicemail.action is required: {' or '.join(VOICEMAIL_ACTIONS)}")
         action = self.choice(entries, "action", VOICEMAIL_ACTIONS, "hangup", "voicemail.")
-        message = self.text(entries, "message", required=action == "leave_message", where="voicemail.") or ""
+        message = self.text(entries, "message", required=action == "leave_message", where="voicemail.", parent_line=top["voicemail"][1]) or ""
         return VoicemailRule(action=action, message=message)
 
     def retry(self, top: dict[str, _Entry]) -> RetryRule | None:

@@ -26,7 +26,7 @@ EXPECTED_PROBLEMS = {
     "python_tag.md": [(3, "could not determine a constructor")],
     "unclosed.md": [(1, "not closed")],
     "unknown_keys.md": [(2, 'unknown key \'numbr\' (did you mean "number"?)'), (4, "dialling policy is set in cellcall.toml"), (None, "number is required")],
-    "voicemail_without_message.md": [(None, "voicemail.message is required")],
+    "voicemail_without_message.md": [(4, "voicemail.message is required")],
     "window_backwards.md": [(5, "not_after must be later than not_before")],
     "many_problems.md": [
         (5, "hangup.max_duration_s must be a number of seconds"),
