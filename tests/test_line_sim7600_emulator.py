@@ -109,6 +109,26 @@ def test_outbound_connect_audio_both_ways_and_host_hangup() -> None:
     assert "AT+CPCMREG?" in commands and commands[-1] == "AT+CHUP"
 
 
+@pytest.mark.slow
+def test_clear_tx_stops_the_agent_on_the_network_quickly() -> None:
+    """Barge-in: queued uplink and the port's output buffer are dropped; the far end hears silence."""
+    with modem(greeting=None) as (line, emulator):
+        line.dial("+14155550132")
+        wait_for(line, K.ANSWERED)
+        line.write(tone(3.0), tag="long")
+        wait_for(line, K.TX_STARTED)
+        time.sleep(0.6)
+        cleared_at = time.monotonic()
+        line.clear_tx()
+        assert line.tx_queued_ms() == 0
+        time.sleep(0.5)
+        line.hangup()
+        (spoken,) = emulator.metrics.utterances
+        stop_ms = (spoken.end - cleared_at) * 1000
+        print(f"\nagent audio stopped {stop_ms:.0f} ms after clear_tx")
+        assert spoken.end - spoken.start < 1.2 and stop_ms < 150  # lead (60 ms) + the modem's own buffer
+
+
 @pytest.mark.parametrize(("outcome", "kind"), [("busy", K.BUSY), ("no-answer", K.NO_ANSWER)])
 def test_busy_and_no_answer(outcome: str, kind: LineEventKind) -> None:
     with modem(outcome=outcome, answer_delay_s=0.6) as (line, _):

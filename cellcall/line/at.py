@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from cellcall.line import LineError
+from cellcall.line.threads import stop_thread
 
 log = logging.getLogger(__name__)
 
@@ -180,9 +181,7 @@ class ATChannel:
 
     def stop(self) -> None:
         """Stop the reader thread (the caller closes the port afterwards)."""
-        self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=2)
+        stop_thread(self._thread, self._stop)
 
     @property
     def alive(self) -> bool:

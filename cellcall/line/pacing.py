@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from cellcall.line import SAMPLE_WIDTH
+from cellcall.line.threads import stop_thread
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +162,7 @@ class PacedWriter:
         return self
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and threading.current_thread() is not self._thread:
-            self._thread.join(timeout=2)
+        stop_thread(self._thread, self._stop)
 
     def set_byte_rate(self, byte_rate: int) -> None:
         """Switch rate (8 -> 16 kHz detected) without a burst or a gap."""

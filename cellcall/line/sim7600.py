@@ -32,6 +32,7 @@ from cellcall.line import LineError, LineEvent, LineEventKind, LineStatus, frame
 from cellcall.line.at import ATChannel, ATResponse, ATTimeout, Urc, UrcKind, parse_clcc
 from cellcall.line.framing import RateDetector, Reframer
 from cellcall.line.pacing import PacedWriter, UplinkQueue
+from cellcall.line.threads import stop_thread
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +193,7 @@ class Sim7600Line:
         if self._at is not None:
             self._at.stop()
         for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=2)
+            stop_thread(thread, self._stop)
         for port in (self._at_serial, self._audio):
             try:
                 if port is not None:
@@ -249,9 +249,9 @@ class Sim7600Line:
             operator = fields[2] if len(fields) > 2 and fields[2] else None
         signal = None
         csq = self._cmd("AT+CSQ").values("+CSQ:")
-        if csq:
-            rssi = int(csq[0].split(",")[0])
-            signal = -113 + 2 * rssi if rssi != 99 else None
+        rssi = csq[0].split(",")[0].strip() if csq else ""
+        if rssi.isdigit() and rssi != "99":
+            signal = -113 + 2 * int(rssi)
         detail = "" if registered else "not registered on the network (CEREG/CREG)"
         return LineStatus(
             ready=sim == "READY" and registered,
@@ -575,10 +575,11 @@ class Sim7600Line:
     def _on_downlink(self, data: bytes, now: float) -> None:
         if not self._audio_active:
             return
-        if self.downlink_bytes == 0 and self._writer is not None:
+        writer = self._writer
+        if self.downlink_bytes == 0 and writer is not None:
             # The modem's PCM clock starts with the first downlink bytes; before that it drops
             # uplink, so the uplink's clock (and its lead) starts here too.
-            self._writer.start()
+            writer.start()
         self.downlink_bytes += len(data)
         if self._reframer is None:
             self._held += data
