@@ -276,7 +276,7 @@ class _Reader:
 
     def mapping(self, node: yaml.Node | None, where: str | None, allowed: tuple[str, ...]) -> dict[str, _Entry]:
         """Entries of a mapping node by raw key text; unknown, duplicate and odd keys are problems."""
-        label = f"{where}" if where else "frontmatter"
+        label = where or "frontmatter"
         if not isinstance(node, yaml.MappingNode):
             if not (where is None and isinstance(node, yaml.ScalarNode) and node.value == ""):
                 self.add(self._line(node.start_mark) if node else None, where, f"{label} must be a mapping of key: value")

@@ -21,10 +21,11 @@ def _console() -> Console:
     return Console(highlight=False, soft_wrap=False)
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
+def _table(title: str, columns: list[str], rows: list[list[Any]], fold: tuple[str, ...]) -> Table:
+    """A table whose cells stay on one line, except the `fold` columns, which fold to fit the width."""
     table = Table(title=title, title_justify="left")
     for column in columns:
-        table.add_column(column, overflow="fold")
+        table.add_column(column, overflow="fold", no_wrap=column not in fold)
     for row in rows:
         table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
     return table
@@ -69,7 +70,7 @@ def print_settings(rows: list[tuple[str, Any, str]], as_json: bool) -> None:
     if as_json:
         print(_dump([{"key": key, "value": value, "source": source} for key, value, source in rows]))
         return
-    _console().print(_table("Effective settings (secrets redacted)", ["setting", "value", "source"], [list(row) for row in rows]))
+    _console().print(_table("Effective settings (secrets redacted)", ["setting", "value", "source"], [list(row) for row in rows], ("value", "source")))
 
 
 def _call_row(record: CallRecord) -> dict[str, Any]:
@@ -95,5 +96,9 @@ def print_calls(records: list[CallRecord], as_json: bool) -> None:
     if not rows:
         print("no calls in the outbox yet")
         return
-    columns = ["started", "goal", "number", "status", "objective_met", "duration_s", "call_id"]
-    _console().print(_table("Recent calls", columns, [[row[c] for c in columns] for row in rows]))
+    columns = ["started", "goal", "number", "status", "met", "s", "call id"]
+    cells = [
+        [f"{r.started:%Y-%m-%d %H:%M}", r.goal, r.number or "", r.status.value, r.objective_met.value, f"{r.duration_s:.0f}", r.call_id]
+        for r in records
+    ]
+    _console().print(_table("Recent calls", columns, cells, ("goal", "number", "call id")))
