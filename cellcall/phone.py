@@ -44,6 +44,8 @@ def normalize_number(raw: str, default_country: str) -> str:
     except phonenumbers.NumberParseException as exc:
         raise ValueError(f"{_shown(text)} is not a phone number: {exc._msg}") from None
     e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    if not E164.match(e164):
+        raise ValueError(f"{_shown(text)} is longer than an international number can be (15 digits)")
     if is_emergency(e164):
         return e164
     if not phonenumbers.is_valid_number(parsed):

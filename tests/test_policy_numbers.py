@@ -23,7 +23,7 @@ def test_normalize(raw: str, country: str, e164: str) -> None:
 @pytest.mark.parametrize(
     ("raw", "message"),
     [("", "empty"), ("   ", "empty"), ("call me", "not a phone number"), ("+1 415 555 0132 ext 5", "not a phone number"),
-     ("1" * 41, "not a phone number"), ("+1 415", "not a valid number"), ("12", "not a valid number"), ("+999 1234567", "not a")],
+     ("1" * 41, "not a phone number"), ("+49 20100000000000", "15 digits"), ("+1 415", "not a valid number"), ("12", "not a valid number"), ("+999 1234567", "not a")],
 )  # fmt: skip
 def test_bad_numbers_say_why(raw: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
