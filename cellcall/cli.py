@@ -144,6 +144,21 @@ def status(
         Console().print(render(data))
 
 
+@app.command()
+def doctor(
+    line: Optional[str] = typer.Option(None, "--line", help="emulator | sim7600 (default: line.kind in settings)."),
+    at_port: Optional[str] = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
+    audio_port: Optional[str] = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),
+    engines: bool = typer.Option(True, "--engines/--no-engines", help="Also load and smoke-test STT, TTS and LLM."),
+) -> None:
+    """Modem ports, SIM, registration, signal and operator, then the speech and language engines."""
+    from cellcall.doctor import run_doctor
+
+    text, ok = run_doctor(settings({"line.kind": line}), at_port, audio_port, engines)
+    typer.echo(text)
+    raise typer.Exit(0 if ok else 1)
+
+
 bench_app = typer.Typer(help="Benchmarks: print figures and update docs/benchmarks.md.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 

@@ -6,10 +6,11 @@ everything above the line (and the driver itself) is exercised exactly as on the
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from cellcall.config import Settings
-from cellcall.line import Line, LineError
+from cellcall.line import Line, LineError, LineStatus
 from cellcall.line.ports import resolve_ports
 from cellcall.line.sim7600 import ModemOptions, Sim7600Line
 
@@ -60,3 +61,18 @@ def start_emulated_line(
     emulator.start()
     line = Sim7600Line(emulator.at_port, emulator.audio_port, modem_options(settings), on_close=emulator.stop)
     return line, emulator
+
+
+def probe_line(settings: Settings, at_port: str | None = None, audio_port: str | None = None) -> LineStatus:
+    """Open the configured line, read its status, close it (for `cellcall doctor`); never raises."""
+    try:
+        line = make_line(settings, at_port, audio_port)
+    except LineError as exc:
+        return LineStatus(ready=False, detail=str(exc))
+    try:
+        line.open()
+        return line.status()
+    except LineError as exc:
+        return dataclasses.replace(line.status(), detail=str(exc))
+    finally:
+        line.close()

@@ -1,0 +1,53 @@
+"""`cellcall doctor`'s line part: status from the emulator, from a recorded modem, and clear failures."""
+
+from __future__ import annotations
+
+import os
+import tty
+
+from typer.testing import CliRunner
+
+from cellcall.cli import app
+from cellcall.config import Settings
+from cellcall.doctor import line_report, run_doctor
+from cellcall.line.sim7600 import Sim7600Line
+from scripted_modem import ScriptedModem, load
+
+
+def test_doctor_on_the_emulator_reports_modem_sim_network() -> None:
+    settings = Settings()
+    settings.line.kind = "emulator"
+    settings.line.scenario = "busy"  # a far end that never speaks: no voice model to load
+    text, ok = run_doctor(settings, engines=False)
+    assert ok, text
+    assert "SIMCOM_SIM7600G-H" in text and "SIM      READY" in text
+    assert "registered, operator T-Mobile, signal -71 dBm" in text and "if02-port0" in text
+
+
+def test_status_of_a_recorded_modem_without_service() -> None:
+    modem = ScriptedModem(load("open_and_status_no_service.txt")).start()
+    audio_master, audio_slave = os.openpty()
+    tty.setraw(audio_slave)
+    line = Sim7600Line(modem.path, os.ttyname(audio_slave))
+    try:
+        line.open()
+        status = line.status()
+    finally:
+        line.close()
+        modem.close()
+        os.close(audio_master)
+        os.close(audio_slave)
+    assert not modem.mismatches and modem.done.is_set()
+    assert (status.ready, status.registered, status.operator, status.signal_dbm) == (False, False, None, None)
+    assert status.sim == "READY" and "not registered" in status.detail
+    report = "\n".join(line_report(status, "sim7600"))
+    assert "NOT READY" in report and "NOT registered, operator ?, signal ?" in report
+
+
+def test_doctor_cli_fails_clearly_without_a_modem(tmp_path) -> None:
+    missing = str(tmp_path / "ttyUSB2")
+    result = CliRunner().invoke(
+        app, ["doctor", "--line", "sim7600", "--at-port", missing, "--audio-port", missing, "--no-engines"]
+    )
+    assert result.exit_code == 1
+    assert "NOT READY" in result.output and f"cannot open the AT port {missing}" in result.output
