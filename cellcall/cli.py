@@ -163,6 +163,17 @@ bench_app = typer.Typer(help="Benchmarks: print figures and update docs/benchmar
 app.add_typer(bench_app, name="bench")
 
 
+@bench_app.command("line")
+def bench_line(
+    calls: int = typer.Option(3, "--calls", min=1, help="Emulated calls to measure."),
+    seconds: float = typer.Option(5.0, "--seconds", min=0.5, help="Uplink fed this long per call."),
+) -> None:
+    """Modem driver figures on the emulator: answer time, uplink rate, underruns, barge-in stop, line-error time."""
+    from cellcall.bench.line import run_line_bench
+
+    typer.echo(run_line_bench(calls, seconds))
+
+
 @bench_app.command("watch")
 def bench_watch(drops: int = typer.Option(20, "--drops", min=1, help="Goal files dropped, one at a time.")) -> None:
     """Goal file dropped -> ATD on the AT port (emulator, models warm): median over the drops."""

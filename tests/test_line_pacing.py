@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from cellcall.line.pacing import PacedWriter, UplinkQueue
+from cellcall.line.sim7600 import ModemOptions
 
 
 def tone(samples: int, value: int = 10_000) -> bytes:
@@ -87,7 +88,7 @@ def make_writer(q: UplinkQueue, write_some, events: list) -> PacedWriter:
         on_idle=lambda: events.append(("idle", None)),
         on_error=lambda exc: events.append(("error", exc)),
         byte_rate=16000,
-        lead_ms=50,
+        lead_ms=ModemOptions().lead_ms,
     )
 
 

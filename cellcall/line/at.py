@@ -26,7 +26,7 @@ from cellcall.line.threads import stop_thread
 log = logging.getLogger(__name__)
 
 FINAL_OK = "OK"
-_FINAL_ERRORS = ("ERROR", "+CME ERROR:", "+CMS ERROR:")
+_CODED_ERRORS = ("+CME ERROR:", "+CMS ERROR:")
 # Call-setup results that end ATD/ATA; at any other time they are URCs.
 _CALL_FINALS = ("NO CARRIER", "BUSY", "NO ANSWER", "NO DIALTONE")
 _VOICE_CALL = re.compile(r"^VOICE CALL:\s*([A-Z]+)(?::\s*(\d+))?")
@@ -55,14 +55,9 @@ class Urc:
     args: tuple[str, ...] = ()
 
 
-def _fields(rest: str) -> tuple[str, ...]:
-    """Comma-separated AT fields with quoted strings, quotes removed."""
+def parse_fields(rest: str) -> tuple[str, ...]:
+    """Comma-separated AT fields, quotes removed: `1,0,3,0,0,"+1415...",145` -> ("1", ..., "+1415...", "145")."""
     return tuple(next(csv.reader([rest.strip()], skipinitialspace=True), []))
-
-
-def parse_clcc(rest: str) -> tuple[str, ...]:
-    """`1,0,3,0,0,"+1415...",145` -> fields (id, dir, stat, mode, mpty[, number, type])."""
-    return _fields(rest)
 
 
 def parse_urc(line: str) -> Urc | None:
@@ -73,7 +68,7 @@ def parse_urc(line: str) -> Urc | None:
     if line.startswith("+CRING:"):
         return Urc(UrcKind.RING, line, (line[7:].strip(),))
     if line.startswith("+CLIP:"):
-        fields = _fields(line[6:])
+        fields = parse_fields(line[6:])
         return Urc(UrcKind.CLIP, line, (fields[0] if fields else "",))
     match = _VOICE_CALL.match(line)
     if match:
@@ -84,9 +79,9 @@ def parse_urc(line: str) -> Urc | None:
     if line.startswith("+RXDTMF:"):
         return Urc(UrcKind.DTMF, line, (line[8:].strip(),))
     if line.startswith("+CLCC:"):
-        return Urc(UrcKind.CLCC, line, parse_clcc(line[6:]))
+        return Urc(UrcKind.CLCC, line, parse_fields(line[6:]))
     if line.startswith("+CMTI:"):
-        return Urc(UrcKind.CMTI, line, _fields(line[6:]))
+        return Urc(UrcKind.CMTI, line, parse_fields(line[6:]))
     if line in _BOOT:
         return Urc(UrcKind.BOOT, line, (line,))
     return None
@@ -146,7 +141,7 @@ class _Pending:
 
 
 def _is_final_error(line: str) -> bool:
-    return line == "ERROR" or line.startswith(_FINAL_ERRORS[1:])
+    return line == "ERROR" or line.startswith(_CODED_ERRORS)
 
 
 def command_prefix(command: str) -> str | None:

@@ -172,11 +172,14 @@ class PacedWriter:
             self._anchor(time.monotonic())
 
     def discard(self, flushed_from_port: int) -> None:
-        """Forget pending bytes and `flushed_from_port` bytes the port's buffer dropped (barge-in)."""
+        """Forget pending bytes and the `flushed_from_port` bytes the port's buffer dropped (barge-in).
+
+        The clock is kept, so the next tick refills the lead with silence at once: the modem
+        must not starve because its feed was flushed.
+        """
         with self._lock:
             self._pending.clear()
             self.bytes_sent = max(0, self.bytes_sent - flushed_from_port)
-            self._anchor(time.monotonic())
 
     def _lead(self) -> int:
         return self._byte_rate * self._lead_ms // 1000

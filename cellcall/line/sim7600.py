@@ -29,7 +29,7 @@ from typing import Callable
 import serial
 
 from cellcall.line import LineError, LineEvent, LineEventKind, LineStatus, frame_bytes
-from cellcall.line.at import ATChannel, ATResponse, ATTimeout, Urc, UrcKind, parse_clcc
+from cellcall.line.at import ATChannel, ATResponse, ATTimeout, Urc, UrcKind, parse_fields
 from cellcall.line.framing import RateDetector, Reframer
 from cellcall.line.pacing import PacedWriter, UplinkQueue
 from cellcall.line.threads import stop_thread
@@ -245,7 +245,7 @@ class Sim7600Line:
         operator = None
         cops = self._cmd("AT+COPS?").values("+COPS:")
         if cops:
-            fields = parse_clcc(cops[0])
+            fields = parse_fields(cops[0])
             operator = fields[2] if len(fields) > 2 and fields[2] else None
         signal = None
         csq = self._cmd("AT+CSQ").values("+CSQ:")
@@ -366,7 +366,7 @@ class Sim7600Line:
                 return
             try:
                 for fields in self._cmd("AT+CLCC").values("+CLCC:"):
-                    self._on_clcc(parse_clcc(fields))
+                    self._on_clcc(parse_fields(fields))
             except ATTimeout:
                 pass
             with self._lock:
