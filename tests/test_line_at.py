@@ -9,6 +9,8 @@ import time
 
 import pytest
 import serial
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cellcall.line import LineError
 from cellcall.line.at import ATChannel, ATCommandError, ATTimeout, Urc, UrcKind, command_prefix, parse_urc
@@ -183,3 +185,30 @@ def test_timeout_and_vanished_port() -> None:
     channel.stop()
     port.close()
     os.close(slave)
+
+
+URC_STREAM = (
+    b"\r\nRING\r\n\r\n+CLIP: \"+27839776374\",145,,,\"\",0\r\n\r\r\nVOICE CALL: BEGIN\r\r\n"
+    b"\r\n+RXDTMF: 1\r\n\r\r\nVOICE CALL:END: 000017\r\r\n\r\nNO CARRIER\r\n"
+    b"\r\nMISSED_CALL: 08:48AM +27839776374\r\n\r\n+CMTI: \"SM\",2\r\n"
+)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(URC_STREAM)), max_size=12))
+def test_urcs_survive_any_split_of_the_byte_stream(cuts: list[int]) -> None:
+    """USB reads cut lines anywhere (even between \\r and \\n); the URCs must come out the same."""
+    got: list[Urc] = []
+    channel = ATChannel(port=None, on_urc=got.append)  # type: ignore[arg-type]  # feed() never touches the port
+    bounds = [0, *sorted(cuts), len(URC_STREAM)]
+    for start, end in zip(bounds, bounds[1:]):
+        channel.feed(URC_STREAM[start:end])
+    assert [(u.kind, u.args) for u in got] == [
+        (UrcKind.RING, ()),
+        (UrcKind.CLIP, ("+27839776374",)),
+        (UrcKind.VOICE_CALL, ("BEGIN", "")),
+        (UrcKind.DTMF, ("1",)),
+        (UrcKind.VOICE_CALL, ("END", "000017")),
+        (UrcKind.NO_CARRIER, ()),
+        (UrcKind.MISSED_CALL, ("08:48AM", "+27839776374")),
+        (UrcKind.CMTI, ("SM", "2")),
+    ]
