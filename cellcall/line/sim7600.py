@@ -380,14 +380,16 @@ class Sim7600Line:
             reason = f"audio not routed: AT+CPCMREG=1 did not take after {self.options.route_attempts} attempts"
         else:
             self._start_call_audio()
-            if self._rate_known.wait(self.options.downlink_timeout_s) or self._reroute(call_id):
-                if self._current(call_id):
-                    self._emit(LineEventKind.ANSWERED, f"audio routed at {self.sample_rate} Hz")
+            flowing = self._rate_known.wait(self.options.downlink_timeout_s) or self._reroute(call_id)
+            if flowing and self._current(call_id):
+                self._emit(LineEventKind.ANSWERED, f"audio routed at {self.sample_rate} Hz")
                 return
             reason = f"audio routed but no downlink PCM within {self.options.downlink_timeout_s:g} s"
-        if self._current(call_id):
-            self._emit(LineEventKind.ERROR, reason)
-            self.hangup()
+        if not self._current(call_id):
+            self._stop_call_audio()  # the call ended while audio was being routed
+            return
+        self._emit(LineEventKind.ERROR, reason)
+        self.hangup()
 
     def _enable_pcm(self, call_id: int) -> bool:
         backoff = 0.2
