@@ -70,6 +70,33 @@ def as_dicts(messages: list[ChatMessage]) -> list[dict[str, str]]:
     return out
 
 
+class StreamingChatModel:
+    """What every backend shares: a backend only says how to produce tokens for one request.
+
+    `stream_chat` runs that producer through `pump_tokens` (so every backend cancels the same
+    way), and the default `warm` sends the prompt once for a single token.
+    """
+
+    name: str
+
+    def _producer(self, wire: list[dict[str, str]], max_tokens: int, temperature: float) -> Callable[[Emit], None]:
+        raise NotImplementedError
+
+    def stream_chat(
+        self,
+        messages: list[ChatMessage],
+        cancel: threading.Event | None = None,
+        max_tokens: int = 160,
+        temperature: float = 0.4,
+    ) -> Iterator[str]:
+        produce = self._producer(as_dicts(messages), max_tokens, temperature)
+        return (token for token in pump_tokens(produce, cancel) if token)
+
+    def warm(self, messages: list[ChatMessage]) -> None:
+        for _ in self.stream_chat(messages, max_tokens=1):
+            pass
+
+
 def make_chat_model(settings: LlmSettings, cache_dir: Path) -> ChatModel:
     """auto (Ollama when it answers within 300 ms, else embedded) | ollama | openai | embedded."""
     if settings.backend not in BACKENDS:

@@ -8,11 +8,11 @@ system prompt in the KV cache between turns, which `warm()` fills while the phon
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 from cellcall.engines import ChatMessage, EngineError
-from cellcall.engines.llm import Emit, as_dicts, pump_tokens
+from cellcall.engines.llm import Emit, StreamingChatModel, as_dicts
 from cellcall.engines.models import GgufModel
 
 
@@ -25,7 +25,7 @@ def _chunk_text(chunk: dict[str, Any]) -> str:
     return (choices[0].get("delta") or {}).get("content") or ""
 
 
-class EmbeddedChatModel:
+class EmbeddedChatModel(StreamingChatModel):
     """Implements `ChatModel` with xllamacpp; also serves OpenAI HTTP at `base_url` (loopback)."""
 
     def __init__(self, model: GgufModel, threads: int = 2, context: int = 2048) -> None:
@@ -39,6 +39,7 @@ class EmbeddedChatModel:
         params.n_parallel = 1  # one conversation per process: its slot keeps the prompt cache
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads
+        params.cpuparams.poll = params.cpuparams_batch.poll = 0  # sleep, not spin: STT/TTS/audio share the cores
         params.warmup = False
         params.verbosity = -1
         try:
@@ -48,24 +49,19 @@ class EmbeddedChatModel:
         self.name = f"embedded:{model.name}"
         self.base_url = self._server.listening_address.rstrip("/") + "/v1"
         self._lock = threading.Lock()
+        self.warm([ChatMessage("user", "Hi")])  # llama.cpp allocates its compute graph on the first request
 
-    def _request(self, messages: list[ChatMessage], max_tokens: int, temperature: float, stream: bool) -> dict[str, Any]:
+    def _request(self, wire: list[dict[str, str]], max_tokens: int, temperature: float, stream: bool) -> dict[str, Any]:
         return {
-            "messages": as_dicts(messages),
+            "messages": wire,
             "max_tokens": max_tokens,
             "temperature": temperature,
             "stream": stream,
             "cache_prompt": True,
         }
 
-    def stream_chat(
-        self,
-        messages: list[ChatMessage],
-        cancel: threading.Event | None = None,
-        max_tokens: int = 160,
-        temperature: float = 0.4,
-    ) -> Iterator[str]:
-        request = self._request(messages, max_tokens, temperature, stream=True)
+    def _producer(self, wire: list[dict[str, str]], max_tokens: int, temperature: float) -> Callable[[Emit], None]:
+        request = self._request(wire, max_tokens, temperature, stream=True)
 
         def produce(emit: Emit) -> None:
             failure: list[EngineError] = []
@@ -83,11 +79,11 @@ class EmbeddedChatModel:
             if failure:
                 raise failure[0]
 
-        return (token for token in pump_tokens(produce, cancel) if token)
+        return produce
 
     def warm(self, messages: list[ChatMessage]) -> None:
         """Prefill the prompt (system prompt and goal) so the first real turn only adds its words."""
         with self._lock:
-            reply = self._server.handle_chat_completions(self._request(messages, 1, 0.0, stream=False))
+            reply = self._server.handle_chat_completions(self._request(as_dicts(messages), 1, 0.0, stream=False))
         if isinstance(reply, dict) and ("error" in reply or "choices" not in reply):
             raise EngineError(f"llama.cpp warm-up failed: {reply.get('error', reply)}")

@@ -8,13 +8,12 @@ the Ollama client does it. `auto` uses this backend only when the server answers
 from __future__ import annotations
 
 import os
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import httpx
 
-from cellcall.engines import ChatMessage, EngineError
-from cellcall.engines.llm import Emit, as_dicts, pump_tokens
+from cellcall.engines import EngineError
+from cellcall.engines.llm import Emit, StreamingChatModel
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 PROBE_TIMEOUT_S = 0.3
@@ -35,8 +34,8 @@ def ollama_reachable(host: str, timeout_s: float = PROBE_TIMEOUT_S) -> bool:
         return False
 
 
-class OllamaChatModel:
-    """Implements `ChatModel` over Ollama's /api/chat NDJSON stream."""
+class OllamaChatModel(StreamingChatModel):
+    """Implements `ChatModel` over Ollama's /api/chat NDJSON stream; `warm` loads the model."""
 
     def __init__(self, model: str, host: str) -> None:
         if not model:
@@ -48,15 +47,7 @@ class OllamaChatModel:
         self.host = host
         self.name = f"ollama:{model}"
 
-    def stream_chat(
-        self,
-        messages: list[ChatMessage],
-        cancel: threading.Event | None = None,
-        max_tokens: int = 160,
-        temperature: float = 0.4,
-    ) -> Iterator[str]:
-        wire = as_dicts(messages)
-
+    def _producer(self, wire: list[dict[str, str]], max_tokens: int, temperature: float) -> Callable[[Emit], None]:
         def produce(emit: Emit) -> None:
             from ollama import ResponseError
 
@@ -71,9 +62,4 @@ class OllamaChatModel:
             except (ResponseError, httpx.HTTPError, ConnectionError) as exc:
                 raise EngineError(f"ollama at {self.host}: {exc}") from exc
 
-        return (token for token in pump_tokens(produce, cancel) if token)
-
-    def warm(self, messages: list[ChatMessage]) -> None:
-        """Loads the model and its prompt cache (keep_alive keeps it resident for the call)."""
-        for _ in self.stream_chat(messages, max_tokens=1):
-            pass
+        return produce

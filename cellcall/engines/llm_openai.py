@@ -7,14 +7,13 @@ generating". The API key is sent only as a header and never appears in errors or
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 
-from cellcall.engines import ChatMessage, EngineError
-from cellcall.engines.llm import Emit, as_dicts, pump_tokens
+from cellcall.engines import EngineError
+from cellcall.engines.llm import Emit, StreamingChatModel
 
 
 def sse_delta(line: str) -> str | None:
@@ -34,7 +33,7 @@ def sse_delta(line: str) -> str | None:
     return (choices[0].get("delta") or {}).get("content") or ""
 
 
-class OpenAIChatModel:
+class OpenAIChatModel(StreamingChatModel):
     """Implements `ChatModel` over POST {base_url}/chat/completions with stream=true."""
 
     def __init__(self, base_url: str, model: str, api_key: str = "", timeout_s: float = 30.0) -> None:
@@ -45,14 +44,8 @@ class OpenAIChatModel:
         self._model = model
         self.name = f"openai:{model}"
 
-    def stream_chat(
-        self,
-        messages: list[ChatMessage],
-        cancel: threading.Event | None = None,
-        max_tokens: int = 160,
-        temperature: float = 0.4,
-    ) -> Iterator[str]:
-        body = {"model": self._model, "messages": as_dicts(messages), "max_tokens": max_tokens, "temperature": temperature, "stream": True}
+    def _producer(self, wire: list[dict[str, str]], max_tokens: int, temperature: float) -> Callable[[Emit], None]:
+        body = {"model": self._model, "messages": wire, "max_tokens": max_tokens, "temperature": temperature, "stream": True}
 
         def produce(emit: Emit) -> None:
             try:
@@ -67,8 +60,4 @@ class OpenAIChatModel:
             except httpx.HTTPError as exc:
                 raise EngineError(f"OpenAI-compatible server at {self._client.base_url}: {exc}") from exc
 
-        return (token for token in pump_tokens(produce, cancel) if token)
-
-    def warm(self, messages: list[ChatMessage]) -> None:
-        for _ in self.stream_chat(messages, max_tokens=1):
-            pass
+        return produce

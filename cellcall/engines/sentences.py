@@ -75,8 +75,9 @@ class SentenceSplitter:
         return out
 
     def close(self) -> list[Sentence]:
+        """Flush the rest; a tag cut off by the token limit ("[HANG") is dropped, never spoken."""
         self._lift_tags()
-        rest, self._buffer = self._buffer, ""
+        rest, self._buffer = self._buffer[: self._decided_length()], ""
         if _clean(rest) or self._tags:
             return self._emit(rest, final=True)
         return []

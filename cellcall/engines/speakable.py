@@ -84,7 +84,8 @@ def _time(match: re.Match[str]) -> str:
         spoken += " " + (f"oh {_ONES[minute]}" if minute < 10 else number_words(minute))
     elif not meridiem:
         spoken += " o'clock"
-    return spoken + (f" {meridiem[0]} m" if meridiem else "")
+    ends_sentence = match.group(0).endswith(".") and re.match(r"\s*(?:$|[A-Z])", match.string[match.end() :])
+    return spoken + (f" {meridiem[0]} m" if meridiem else "") + ("." if ends_sentence else "")
 
 
 def _money(match: re.Match[str]) -> str:
@@ -152,7 +153,7 @@ _RULES: list[tuple[re.Pattern[str], object]] = [
     (re.compile(r"\b(\d+)(?:st|nd|rd|th)\b"), _ordinal),
     (re.compile(r"(\d+(?:\.\d+)?)\s?%"), lambda m: f"{m.group(1)} percent"),
     (re.compile(r"\s&\s"), " and "),
-    (re.compile(r"(?<![\w.,])(?:\d{1,3}(?:,\d{3})+|\d+)(?!\w|[.,]\d)"), _plain_number),
+    (re.compile(r"(?<![\w.,:-])(?:\d{1,3}(?:,\d{3})+|\d+)(?!\w|[.,:-]\d)"), _plain_number),
 ]
 
 

@@ -1,10 +1,9 @@
 """faster-whisper speech-to-text for 8 kHz line audio, whole or incremental.
 
 Whisper expects 16 kHz, so line audio is resampled with soxr first. The incremental mode
-decodes the growing utterance in a background thread at each pause of the caller (Whisper
-re-reads the whole utterance anyway, so decoding mid-word would be wasted CPU); when the turn ends,
-the decode started at the final pause already is the answer, so the text is ready about when the
-endpoint fires instead of one full decode after it.
+decodes the utterance in a background thread stretch by stretch, at each pause of the caller;
+when the turn ends, the decode started at the final pause already is the answer, so the text is
+ready about when the endpoint fires instead of one whole-utterance decode after it.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from cellcall.engines import EngineError, Transcript
 from cellcall.engines.models import whisper_model_dir
 
 WHISPER_RATE = 16000
-PAUSE_S = 0.15  # trailing silence that starts a background decode of the utterance so far
+PAUSE_S = 0.2  # trailing silence that commits the text of the stretch before it
 SILENCE_RMS = 250.0  # int16 RMS of a 20 ms frame below which it counts as silence
 _FRAME_S = 0.02
 
@@ -71,8 +70,8 @@ class WhisperTranscriber:
             return "en"
         return language.split("-")[0].lower() if language else None
 
-    def decode(self, samples: np.ndarray, language: str | None = None) -> str:
-        """Text of float samples at `sample_rate` (the shared step of whole and incremental mode)."""
+    def decode(self, samples: np.ndarray, language: str | None = None, prompt: str | None = None) -> str:
+        """Text of float samples at `sample_rate`; `prompt` is the text said just before them."""
         if len(samples) < self.sample_rate * 0.1:
             return ""
         audio = soxr.resample(samples, self.sample_rate, WHISPER_RATE) if self.sample_rate != WHISPER_RATE else samples
@@ -84,6 +83,7 @@ class WhisperTranscriber:
                 condition_on_previous_text=False,
                 without_timestamps=True,
                 vad_filter=False,
+                initial_prompt=prompt,
             )
             return " ".join(segment.text.strip() for segment in segments).strip()
 
@@ -98,15 +98,20 @@ class WhisperTranscriber:
 
 
 class IncrementalWhisper:
-    """Implements `IncrementalTranscription`: decodes the growing utterance in a daemon thread."""
+    """Implements `IncrementalTranscription`: commits the text of each pause-delimited stretch.
+
+    At every pause a daemon thread decodes the audio since the last pause and commits its text
+    (with the text so far as Whisper's prompt, for continuity); `finish()` then only decodes the
+    stretch after the last pause, or nothing when only silence followed it.
+    """
 
     def __init__(self, transcriber: WhisperTranscriber, language: str | None) -> None:
         self._stt = transcriber
         self._language = language
         self._chunks: list[np.ndarray] = []
         self._fed = 0  # samples fed so far
-        self._decoded_upto = 0  # samples covered by `_text`
-        self._text = ""
+        self._committed_upto = 0  # samples whose text is in `_committed`
+        self._committed: list[str] = []
         self._cond = threading.Condition()
         self._busy = False
         self._closed = False
@@ -128,16 +133,18 @@ class IncrementalWhisper:
             self._chunks = [np.concatenate(self._chunks)]
         return self._chunks[0] if self._chunks else np.zeros(0, dtype=np.float32)
 
-    def _new_audio_is_speech(self, audio: np.ndarray) -> bool:
-        return not is_silence(audio[self._decoded_upto :], self._stt.sample_rate)
-
     def _at_pause(self) -> bool:
-        """New speech since the last decode, followed by PAUSE_S of silence."""
+        """Speech since the last commit, followed by PAUSE_S of silence."""
         pause = int(PAUSE_S * self._stt.sample_rate)
-        if self._fed - self._decoded_upto <= pause:
+        if self._fed - self._committed_upto <= pause:
             return False
-        audio = self._audio()
-        return is_silence(audio[-pause:], self._stt.sample_rate) and self._new_audio_is_speech(audio[:-pause])
+        pending = self._audio()[self._committed_upto :]
+        rate = self._stt.sample_rate
+        return is_silence(pending[-pause:], rate) and not is_silence(pending[:-pause], rate)
+
+    def _decode_pending(self, audio: np.ndarray) -> str:
+        prompt = " ".join(self._committed)[-200:] or None
+        return self._stt.decode(audio[self._committed_upto :], self._language, prompt)
 
     def _run(self) -> None:
         while True:
@@ -148,14 +155,16 @@ class IncrementalWhisper:
                     return
                 audio = self._audio()
                 self._busy = True
-            text = self._stt.decode(audio, self._language)
+            text = self._decode_pending(audio)
             with self._cond:
-                self._text, self._decoded_upto, self._busy = text, len(audio), False
+                if text:
+                    self._committed.append(text)
+                self._committed_upto, self._busy = len(audio), False
                 self.decodes += 1
                 self._cond.notify_all()
 
     def finish(self) -> Transcript:
-        """The text of all audio fed; reuses the last background decode when only silence followed."""
+        """The text of all audio fed: the committed stretches plus the stretch after the last pause."""
         started = time.perf_counter()
         with self._cond:
             self._closed = True
@@ -163,14 +172,15 @@ class IncrementalWhisper:
             while self._busy:
                 self._cond.wait()
             audio = self._audio()
-            reusable = not self._new_audio_is_speech(audio)
-            text = self._text
-        if not reusable:
-            text = self._stt.decode(audio, self._language)
-        return Transcript(text, len(audio) / self._stt.sample_rate, time.perf_counter() - started)
+        if not is_silence(audio[self._committed_upto :], self._stt.sample_rate):
+            tail = self._decode_pending(audio)
+            if tail:
+                self._committed.append(tail)
+        return Transcript(" ".join(self._committed), len(audio) / self._stt.sample_rate, time.perf_counter() - started)
 
     def cancel(self) -> None:
         with self._cond:
             self._closed = True
             self._chunks.clear()
+            self._committed.clear()
             self._cond.notify_all()

@@ -37,6 +37,8 @@ class PiperSynthesizer:
         except Exception as exc:  # onnxruntime and json errors carry no common base
             raise EngineError(f"cannot load piper voice {model}: {exc}") from exc
         self._config = SynthesisConfig(length_scale=length_scale, volume=VOLUME)
+        for _ in self._voice.synthesize("Ready.", self._config):
+            pass  # onnxruntime sets itself up on the first run: pay that at load, not on the first reply
         self.sample_rate = sample_rate
         self.voice_rate = self._voice.config.sample_rate
         self.name = f"piper:{voice if voice == 'joe' else model.stem}"
