@@ -174,6 +174,14 @@ def bench_line(
     typer.echo(run_line_bench(calls, seconds))
 
 
+@bench_app.command("engines")
+def bench_engines(runs: int = typer.Option(5, "--runs", min=1, help="Runs per figure (medians are printed).")) -> None:
+    """STT real-time factor, TTS first chunk, LLM first token and tokens/s, load times, peak memory."""
+    from cellcall.bench.engines import run_bench
+
+    typer.echo(run_bench(settings(), runs))
+
+
 @bench_app.command("watch")
 def bench_watch(drops: int = typer.Option(20, "--drops", min=1, help="Goal files dropped, one at a time.")) -> None:
     """Goal file dropped -> ATD on the AT port (emulator, models warm): median over the drops."""
