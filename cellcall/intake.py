@@ -23,6 +23,9 @@ from cellcall.goal import Goal, GoalError
 from cellcall.inbox import Inbox, StabilityTracker, is_goal_file_name
 
 
+CHANGES = frozenset({"created", "modified", "moved", "deleted", "closed"})
+
+
 @dataclass(frozen=True)
 class ReadyGoal:
     """A stable, valid goal file still in the top folder, not yet claimed."""
@@ -37,6 +40,8 @@ class _Handler(FileSystemEventHandler):
         self._intake = intake
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type not in CHANGES:  # opened / closed_no_write: our own reads, not changes
+            return
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             if raw:
                 self._intake.poke(Path(str(raw)))
@@ -68,6 +73,7 @@ class GoalIntake:
         self._tracker = StabilityTracker(stable_s)
         self._due: dict[Path, float] = {}  # path -> monotonic time of its next check
         self._ready: dict[Path, ReadyGoal] = {}
+        self._announced: dict[Path, int] = {}  # path -> mtime of the version logged as ready
         self._inbound_seen: set[tuple[Path, int]] = set()
         self._cond = threading.Condition()
         self._stopping = False
@@ -107,6 +113,7 @@ class GoalIntake:
         with self._cond:
             self._ready.pop(path, None)
             self._due.pop(path, None)
+            self._announced.pop(path, None)
         self._tracker.forget(path)
 
     def _run(self) -> None:
@@ -165,8 +172,11 @@ class GoalIntake:
         with self._cond:
             if path in self._due:  # changed again while it was being read
                 return
+            known = self._announced.get(path) == mtime_ns
+            self._announced[path] = mtime_ns
             self._ready[path] = ReadyGoal(path, goal, mtime_ns)
-        self._log.emit("goal-ready", file=path.name, goal=goal.name)
+        if not known:
+            self._log.emit("goal-ready", file=path.name, goal=goal.name)
         self._on_ready()
 
     def _invalid(self, path: Path, exc: GoalError) -> None:

@@ -36,6 +36,7 @@ from cellcall.schedule import Hold, expiry, goal_hold, policy_hold, retry_due
 
 if TYPE_CHECKING:
     from cellcall.call import CallResult
+    from cellcall.engines.cache import Engines
 
 
 class PlaceFn(Protocol):
@@ -550,8 +551,8 @@ def caller_refusal(number: str | None, allow: list[str], deny: list[str]) -> str
     return None
 
 
-def default_call_fns(settings: Settings) -> tuple[PlaceFn, AnswerFn]:
-    """place_call / answer_call with one set of engines for every call (loaded once, kept warm)."""
+def default_call_fns(settings: Settings) -> tuple[PlaceFn, AnswerFn, Engines]:
+    """place_call / answer_call with one set of engines for every call (loading starts now, kept warm)."""
     from cellcall.call import answer_call, place_call
     from cellcall.engines.cache import shared_engines
 
@@ -564,7 +565,16 @@ def default_call_fns(settings: Settings) -> tuple[PlaceFn, AnswerFn]:
     def answer(goal: Goal, line: Line, caller: str | None, observer: Any, stop: threading.Event) -> CallResult:
         return answer_call(goal, settings, line, caller, engines=engines, stop=stop, observer=observer)
 
-    return place, answer
+    return place, answer, engines
+
+
+def settle_engines(engines: Engines, log: EventLog) -> None:
+    """Let model loads still running finish: native loaders abort the process if it exits under them."""
+    for name, load in (("stt", engines.stt), ("tts", engines.tts), ("llm", engines.llm)):
+        try:
+            load()
+        except Exception as exc:  # a model that cannot load no longer matters on the way out
+            log.emit("engine-unavailable", engine=name, error=str(exc))
 
 
 class WatchError(RuntimeError):
@@ -580,9 +590,10 @@ def watch(settings: Settings, goals_dir: Path | None = None) -> int:
         raise WatchError(f"goals folder not found: {goals} (create it, or pass GOALS_DIR)")
     if settings.line.kind not in KINDS:
         raise WatchError(f"unknown line kind {settings.line.kind!r}: choose one of {', '.join(KINDS)}")
-    place, answer = default_call_fns(settings)
+    place, answer, engines = default_call_fns(settings)
     runner = Runner(settings, goals, line_factory=lambda: make_line(settings), place=place, answer=answer)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: runner.stop())
     runner.run()
+    settle_engines(engines, runner.log)
     return 0

@@ -44,7 +44,7 @@ def test_inbound_call_is_answered_after_two_rings_and_reported(tmp_path: Path) -
     with ModemEmulator(scenario=RINGING) as emu, RunnerThread(
         settings, goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), calls, calls.answer
     ) as run:
-        time.sleep(0.5)
+        wait_for(lambda: bool(run.events("line-up")), 20, "the line to open")
         emu.incoming_call(CALLER)
         wait_for(lambda: bool(run.events("inbound-done")), 30, "the inbound call to be answered and end")
         ata = [t for t, d, line in emu.at_log if d == "rx" and line.upper() == "ATA"]
@@ -64,7 +64,7 @@ def test_unanswered_and_rejected_callers_become_missed_call_records(tmp_path: Pa
     with ModemEmulator(scenario=RINGING) as emu, RunnerThread(
         settings, goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), calls, calls.answer
     ) as run:
-        time.sleep(0.5)
+        wait_for(lambda: bool(run.events("line-up")), 20, "the line to open")
         emu.incoming_call(CALLER)  # denied: hung up, recorded
         wait_for(lambda: bool(run.events("missed-call")), 20, "the rejected call recorded")
         time.sleep(1.0)
@@ -89,7 +89,7 @@ def test_no_inbound_goal_means_no_answer(tmp_path: Path) -> None:
     with ModemEmulator(scenario=RINGING) as emu, RunnerThread(
         settings, goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), calls, calls.answer
     ) as run:
-        time.sleep(0.5)
+        wait_for(lambda: bool(run.events("line-up")), 20, "the line to open")
         emu.incoming_call(CALLER)
         wait_for(lambda: bool(run.events("missed-call")), 20, "the missed call recorded")
     assert calls.answered == []
