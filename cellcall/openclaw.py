@@ -25,7 +25,7 @@ from cellcall.record import CallRecord
 
 log = logging.getLogger("cellcall.openclaw")
 
-BACKGROUND_TIMEOUT_S = 3.0
+BACKGROUND_TIMEOUT_S = 5.0
 BACKGROUND_RETRY_DELAYS_S = (0.5, 1.5)  # quick retries in the background thread before leaving it to the queue
 BACKOFF_BASE_S = 5.0
 BACKOFF_CAP_S = 600.0

@@ -26,6 +26,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 NODE_VERSION = "24.21.0"
 OPENCLAW_VERSION = "2026.9.6"
 INSTALL_TIMEOUT_S = 900
@@ -103,6 +105,15 @@ def _npm_install(root: Path, install: OpenClawInstall) -> None:
     )
     if OPENCLAW_VERSION not in version.stdout:
         raise OpenClawUnavailable(f"openclaw --version printed {version.stdout!r} {version.stderr[-500:]!r}, expected {OPENCLAW_VERSION}")
+
+
+@pytest.fixture(scope="session")
+def openclaw_install() -> OpenClawInstall:
+    """The pytest fixture (import it into a test module): an install, or a failure that says what went wrong."""
+    try:
+        return ensure_openclaw()
+    except OpenClawUnavailable as exc:
+        pytest.fail(f"could not install OpenClaw for the integration tests: {exc}")
 
 
 def free_port() -> int:
@@ -201,6 +212,7 @@ class Gateway:
             "gateway": {"mode": "local", "auth": {"token": self.gateway_token}},
             "hooks": {"enabled": True, "token": self.hooks_token, "mappings": mappings},
             "logging": {"file": str(self.home / "openclaw.log")},
+            "plugins": {"allow": ["vllm"]},  # only the model provider: the other bundled plugins double the start time
             "models": {"providers": {"vllm": {
                 "baseUrl": f"http://127.0.0.1:{self.recorder.port}/v1", "apiKey": "local", "api": "openai-completions",
                 "models": [{"id": "recorder", "name": "recorder", "reasoning": False, "input": ["text"],
@@ -222,7 +234,9 @@ class Gateway:
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
         log.close()
+        started = time.monotonic()
         self._wait_ready()
+        print(f"openclaw gateway on port {self.port} ready in {time.monotonic() - started:.1f} s")
 
     def _wait_ready(self) -> None:
         """Ready when the gateway logs "[gateway] ready" and its HTTP port answers."""
