@@ -5,8 +5,10 @@ RING/+CLIP come from the emulated modem through the real driver; the answer seam
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,16 @@ def _setup(tmp_path: Path, inbound: bool = True) -> tuple[Settings, Path]:
     return settings, goals
 
 
+@contextlib.contextmanager
+def _idle_runner(settings: Settings, goals: Path, calls: LineOnlyCalls) -> Iterator[tuple[ModemEmulator, RunnerThread]]:
+    """The emulated modem and an idle runner on it, its line open."""
+    with ModemEmulator(scenario=RINGING) as emu, RunnerThread(
+        settings, goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), calls, calls.answer
+    ) as run:
+        wait_for(lambda: bool(run.events("line-up")), 20, "the line to open")
+        yield emu, run
+
+
 def _ring_times(at_log: list[tuple[float, str, str]]) -> list[float]:
     return [t for t, d, line in at_log if d == "tx" and line in ("RING", "+CRING: VOICE")]
 
@@ -41,10 +53,7 @@ def _ring_times(at_log: list[tuple[float, str, str]]) -> list[float]:
 def test_inbound_call_is_answered_after_two_rings_and_reported(tmp_path: Path) -> None:
     settings, goals = _setup(tmp_path)
     calls = LineOnlyCalls(tmp_path / "outbox", hold_s=0.5)
-    with ModemEmulator(scenario=RINGING) as emu, RunnerThread(
-        settings, goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), calls, calls.answer
-    ) as run:
-        wait_for(lambda: bool(run.events("line-up")), 20, "the line to open")
+    with _idle_runner(settings, goals, calls) as (emu, run):
         emu.incoming_call(CALLER)
         wait_for(lambda: bool(run.events("inbound-done")), 30, "the inbound call to be answered and end")
         ata = [t for t, d, line in emu.at_log if d == "rx" and line.upper() == "ATA"]
@@ -61,10 +70,7 @@ def test_unanswered_and_rejected_callers_become_missed_call_records(tmp_path: Pa
     settings, goals = _setup(tmp_path)
     settings.inbound.deny_callers = ["+1415555019"]
     calls = LineOnlyCalls(tmp_path / "outbox")
-    with ModemEmulator(scenario=RINGING) as emu, RunnerThread(
-        settings, goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), calls, calls.answer
-    ) as run:
-        wait_for(lambda: bool(run.events("line-up")), 20, "the line to open")
+    with _idle_runner(settings, goals, calls) as (emu, run):
         emu.incoming_call(CALLER)  # denied: hung up, recorded
         wait_for(lambda: bool(run.events("missed-call")), 20, "the rejected call recorded")
         time.sleep(1.0)
@@ -86,10 +92,7 @@ def test_unanswered_and_rejected_callers_become_missed_call_records(tmp_path: Pa
 def test_no_inbound_goal_means_no_answer(tmp_path: Path) -> None:
     settings, goals = _setup(tmp_path, inbound=False)
     calls = LineOnlyCalls(tmp_path / "outbox")
-    with ModemEmulator(scenario=RINGING) as emu, RunnerThread(
-        settings, goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), calls, calls.answer
-    ) as run:
-        wait_for(lambda: bool(run.events("line-up")), 20, "the line to open")
+    with _idle_runner(settings, goals, calls) as (emu, run):
         emu.incoming_call(CALLER)
         wait_for(lambda: bool(run.events("missed-call")), 20, "the missed call recorded")
     assert calls.answered == []
