@@ -22,8 +22,9 @@ def _settings(**llm: object) -> Settings:
 
 
 @pytest.mark.slow
-def test_preload_returns_at_once_and_loads_all_three_concurrently() -> None:
-    engines = Engines(_settings())
+def test_preload_returns_at_once_then_the_doctor_runs_each_loaded_engine() -> None:
+    settings = _settings()
+    engines = Engines(settings)
     started = time.perf_counter()
     engines.preload()
     returned_s = time.perf_counter() - started
@@ -33,6 +34,12 @@ def test_preload_returns_at_once_and_loads_all_three_concurrently() -> None:
     assert returned_s < 0.5 and returned_s * 5 < loaded_s
     assert isinstance(stt, Transcriber) and isinstance(tts, Synthesizer) and isinstance(llm, ChatModel)
     assert engines.stt() is stt and engines.llm() is llm  # loaded once
+    checks = check_engines(settings, engines)
+    for check in checks:
+        print(check)
+    assert [c.name for c in checks] == ["tts", "stt", "llm"]
+    assert all(c.ok and c.load_s is not None and c.run_s is not None for c in checks)
+    assert "hello" in checks[1].detail.lower()  # the STT heard the TTS's words
 
 
 def test_shared_engines_are_one_per_engine_settings() -> None:
@@ -57,15 +64,6 @@ def test_a_failed_load_is_raised_on_access_with_its_reason(tmp_path) -> None:
 
 
 @pytest.mark.slow
-def test_doctor_checks_load_and_run_each_engine() -> None:
-    checks = check_engines(_settings())
-    for check in checks:
-        print(check)
-    assert [c.name for c in checks] == ["tts", "stt", "llm"]
-    assert all(c.ok and c.load_s is not None and c.run_s is not None for c in checks)
-    assert "hello" in checks[1].detail.lower()  # the STT heard the TTS's words
-
-
 def test_doctor_reports_failures_instead_of_raising(tmp_path) -> None:
     settings = _settings(model=str(tmp_path / "missing.gguf"))
     settings.tts.voice = str(tmp_path / "voice.onnx")

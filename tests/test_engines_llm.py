@@ -45,7 +45,7 @@ def test_embedded_streams_tokens_and_reports_speed() -> None:
     llm.warm([SYSTEM])
     started = time.perf_counter()
     stamps, tokens = [], []
-    for token in llm.stream_chat([SYSTEM, GREETING], max_tokens=40):
+    for token in llm.stream_chat([SYSTEM, GREETING], max_tokens=24):
         stamps.append(time.perf_counter() - started)
         tokens.append(token)
     reply = "".join(tokens)
@@ -87,7 +87,7 @@ def test_embedded_reply_tags_are_lifted_out_of_the_spoken_text() -> None:
         ChatMessage("system", "When the caller says goodbye, reply exactly: Goodbye, have a nice day! [HANGUP]"),
         ChatMessage("user", "Thanks, that is all. Goodbye!"),
     ]
-    sentences = list(split_sentences(llm.stream_chat(messages, max_tokens=30, temperature=0.0)))
+    sentences = list(split_sentences(llm.stream_chat(messages, max_tokens=16, temperature=0.0)))
     print(sentences)
     assert any("HANGUP" in s.tags for s in sentences)
     assert all("[" not in s.text and "HANGUP" not in s.text.upper() for s in sentences)
@@ -98,7 +98,7 @@ def test_embedded_reply_tags_are_lifted_out_of_the_spoken_text() -> None:
 def test_openai_backend_streams_and_cancels_against_the_embedded_llama_cpp_http_server() -> None:
     llm = embedded_llm()
     client = OpenAIChatModel(llm.base_url, "qwen2.5-0.5b", api_key="sk-test-not-logged")
-    reply = "".join(client.stream_chat([SYSTEM, GREETING], max_tokens=20))
+    reply = "".join(client.stream_chat([SYSTEM, GREETING], max_tokens=8))
     assert reply.strip()
     cancel = threading.Event()
     stop_s, _ = _time_to_stop(client.stream_chat([SYSTEM, GREETING], cancel=cancel, max_tokens=100), cancel, 2)

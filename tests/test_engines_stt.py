@@ -57,6 +57,7 @@ def test_incremental_final_text_matches_and_saves_time_after_end_of_speech() -> 
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_incremental_redecodes_when_speech_follows_the_last_decode() -> None:
     """Audio fed faster than any decode: finish() must not return a stale partial text."""
     stt = whisper()

@@ -34,6 +34,7 @@ def test_synthesized_speech_is_loud_8k_audio_that_whisper_transcribes_back() -> 
     assert max(errors) <= 0.2
 
 
+@pytest.mark.slow
 def test_first_chunk_comes_before_the_whole_utterance_is_rendered() -> None:
     tts = piper()
     text = " ".join(LINES)
@@ -60,6 +61,7 @@ def test_cancel_mid_sentence_stops_within_one_chunk() -> None:
     assert len(chunks) == 2 and sum(map(len, chunks)) < full / 4
 
 
+@pytest.mark.slow
 def test_numbers_and_times_are_spoken_as_words() -> None:
     heard = whisper().transcribe(piper().render("Your appointment is at 3:30 pm on Friday.")).text.lower()
     print(heard)

@@ -49,11 +49,9 @@ class Figure:
     unit: str
 
     def row(self) -> str:
-        return f"| {self.name} | {statistics.median(self.values):.{_digits(self.unit)}f} {self.unit} | {len(self.values)} |"
-
-
-def _digits(unit: str) -> int:
-    return 2 if unit in ("", "s") else 1
+        digits = 2 if self.unit in ("", "s") else 1
+        value = f"{statistics.median(self.values):.{digits}f} {self.unit}".strip()
+        return f"| {self.name} | {value} | {len(self.values)} |"
 
 
 def _timed(step: Callable[[], object]) -> float:

@@ -45,10 +45,10 @@ def _check(name: str, load: Callable[[], T], run: Callable[[T], str]) -> EngineC
     return EngineCheck(name, True, f"{getattr(engine, 'name', name)}: {detail}", load_s, run_s)
 
 
-def check_engines(settings: Settings) -> list[EngineCheck]:
-    """Load TTS, STT and LLM with these settings and run one short request through each."""
+def check_engines(settings: Settings, engines: Engines | None = None) -> list[EngineCheck]:
+    """Load TTS, STT and LLM with these settings (or use `engines`) and run a short request through each."""
     try:
-        engines = Engines(settings)
+        engines = engines or Engines(settings)
     except EngineError as exc:
         return [EngineCheck("engines", False, str(exc), None, None)]
     speech: list[bytes] = []
