@@ -1,4 +1,4 @@
-"""Uplink pacing: real-time rate over a real pty, silence fill, fades, tags, stalls."""
+"""Uplink pacing: real-time rate over a real pty, silence fill, fades, tags, a stalled port."""
 
 from __future__ import annotations
 
@@ -109,10 +109,18 @@ def test_uplink_rate_is_real_time_within_one_percent_over_10_s() -> None:
     # A modem consuming at exactly 16000 B/s from the first byte never starves if the bytes
     # received by time t always cover 16000 * t (the lead is what keeps this positive).
     lead_ms = min(n - 16000 * (t - start) for t, n in sink.marks if t - start > 0.02) / 16
-    print(f"\nuplink rate {rate:.1f} B/s over {t1 - t0:.2f} s; minimum lead {lead_ms:.1f} ms; stalls {writer.stalls}")
-    assert rate == pytest.approx(16000, rel=0.01)
-    assert lead_ms > 0, "the uplink fell behind real time: the modem would underrun"
-    assert writer.stalls == 0 and not [e for e in events if e[0] == "error"]
+    gap_ms = writer.max_gap_s * 1000
+    print(
+        f"\nuplink rate {rate:.1f} B/s over {t1 - t0:.2f} s; minimum lead {lead_ms:.1f} ms; "
+        f"max writer gap {gap_ms:.0f} ms; skipped {writer.skipped_bytes} B"
+    )
+    assert not [e for e in events if e[0] == "error"]
+    if gap_ms <= ModemOptions().lead_ms - 20:
+        assert rate == pytest.approx(16000, rel=0.01)
+        assert lead_ms > 0 and writer.underruns == 0, "the uplink fell behind real time: the modem would underrun"
+    else:  # the OS descheduled the writer for about its whole lead: the time lost is skipped, not owed
+        t_last, n_last = sink.marks[-1]
+        assert n_last + writer.skipped_bytes == pytest.approx(16000 * (t_last - start) + 960, rel=0.01)
 
 
 def test_tags_start_events_idle_event_and_silence_after() -> None:
@@ -149,6 +157,6 @@ def test_stalled_port_re_anchors_instead_of_bursting() -> None:
     writer = make_writer(q, write_some, events).start()
     time.sleep(1.0)
     writer.stop()
-    assert writer.stalls >= 1
+    assert writer.underruns >= 1 and writer.skipped_bytes > 16000 * 0.3  # the stalled time is skipped, not owed
     burst = sum(n for t, n in accepted if t < stalled_until + 0.05)
     assert burst < 16000 * 0.3, f"{burst} bytes rushed out after the stall"

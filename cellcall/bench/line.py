@@ -31,6 +31,7 @@ class LineRun:
     underruns: int  # gaps the modem found in the agent's audio
     stop_ms: float  # clear_tx -> last agent audio played to the network
     error_ms: float  # ports vanished -> ERROR event
+    max_gap_ms: float  # longest the OS kept the uplink writer from running (beyond ~40 ms: underruns)
 
 
 def _wait(line: Sim7600Line, kind: LineEventKind, timeout: float) -> LineEvent:
@@ -69,6 +70,7 @@ def measure_call(seconds: float) -> LineRun:
             uplink_bps = (writer.bytes_sent - sent0) / (time.monotonic() - t0)
             cleared_at = time.monotonic()
             line.clear_tx()
+            max_gap_ms = writer.max_gap_s * 1000
             error = _wait(line, K.ERROR, seconds + 10)
         finally:
             line.close()
@@ -80,6 +82,7 @@ def measure_call(seconds: float) -> LineRun:
             underruns=metrics.uplink_underruns,
             stop_ms=(spoken.end - cleared_at) * 1000,
             error_ms=(error.at - (metrics.ended_at or error.at)) * 1000,
+            max_gap_ms=max_gap_ms,
         )
 
 

@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 FADE_MS = 10
 LEAD_MS = 50
-STALL_MS = 200  # the port accepted nothing for this long: re-anchor the clock instead of bursting
 
 
 @dataclass
@@ -144,7 +143,10 @@ class PacedWriter:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="uplink-writer", daemon=True)
         self.bytes_sent = 0
-        self.stalls = 0
+        self.underruns = 0  # times the modem must have run dry, by our clock
+        self.skipped_bytes = 0  # time (in bytes) it played silence for; never made up later
+        self._dry = False
+        self.max_gap_s = 0.0  # longest time between two ticks: CPU starvation beyond the lead underruns the modem
         self._byte_rate = byte_rate
         self._t0 = 0.0
 
@@ -189,7 +191,10 @@ class PacedWriter:
         self._t0 = now - (self.bytes_sent + len(self._pending) - self._lead()) / self._byte_rate
 
     def _run(self) -> None:
+        last = time.monotonic()
         while not self._stop.wait(self._tick_s):
+            now = time.monotonic()
+            self.max_gap_s, last = max(self.max_gap_s, now - last), now
             try:
                 self._tick()
             except Exception as exc:  # the port vanished (OSError / SerialException)
@@ -201,11 +206,16 @@ class PacedWriter:
         now = time.monotonic()
         with self._lock:
             ahead = self.bytes_sent + len(self._pending)
-            target = int((now - self._t0) * self._byte_rate) + self._lead()
-            if target - ahead > self._byte_rate * STALL_MS // 1000:
-                self.stalls += 1
-                self._anchor(now)
-                target = ahead
+            played = int((now - self._t0) * self._byte_rate)  # the modem's playback position, by our clock
+            if ahead < played:
+                # It ran dry (this thread was starved, or the port stopped taking bytes) and played
+                # silence meanwhile. Owing it that time would add the gap to the latency for good.
+                self.underruns += not self._dry
+                self.skipped_bytes += played - ahead
+                self._t0 += (played - ahead) / self._byte_rate
+                played = ahead
+            self._dry = ahead <= played
+            target = played + self._lead()
             # Hold at most one lead's worth the port has not taken: a stalled port stalls us too.
             need = min(target - ahead, self._lead() - len(self._pending)) // SAMPLE_WIDTH * SAMPLE_WIDTH
             taken = self._queue.take(need) if need > 0 else None

@@ -376,10 +376,10 @@ class Sim7600Line:
         """The CPCMREG dance after BEGIN; ANSWERED once PCM flows, else ERROR and hang up."""
         if self._stop.wait(self.options.route_delay_s) or not self._current(call_id):
             return
+        self._start_call_audio()  # capture from the very first downlink byte the routing brings
         if not self._enable_pcm(call_id):
             reason = f"audio not routed: AT+CPCMREG=1 did not take after {self.options.route_attempts} attempts"
         else:
-            self._start_call_audio()
             flowing = self._rate_known.wait(self.options.downlink_timeout_s) or self._reroute(call_id)
             if flowing and self._current(call_id):
                 self._emit(LineEventKind.ANSWERED, f"audio routed at {self.sample_rate} Hz")
@@ -417,10 +417,8 @@ class Sim7600Line:
         """Recovery ladder step: CPCMREG 0 then 1 when routed audio does not flow."""
         log.warning("no downlink audio: re-routing PCM (CPCMREG 0 -> 1)")
         self._cmd("AT+CPCMREG=0")
-        if not self._enable_pcm(call_id):
-            return False
         self._start_call_audio()
-        return self._rate_known.wait(self.options.downlink_timeout_s)
+        return self._enable_pcm(call_id) and self._rate_known.wait(self.options.downlink_timeout_s)
 
     # ---- URCs (reader thread: record, queue, never send a command) ----------------------------
 
@@ -680,7 +678,7 @@ class Sim7600Line:
 
     @property
     def uplink(self) -> PacedWriter | None:
-        """The running uplink writer (bytes sent, stalls), for diagnostics and benchmarks."""
+        """The running uplink writer (bytes sent, underruns, max gap), for diagnostics and benchmarks."""
         return self._writer
 
     # ---- recovery --------------------------------------------------------------------------
