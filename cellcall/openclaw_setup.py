@@ -106,8 +106,8 @@ def apply_setup(settings: Settings) -> list[ConfigChange]:
         raise OpenClawSetupError("the `openclaw` command is not on PATH; install OpenClaw or run the printed commands yourself")
     current = {path: _config_get(binary, path) for path in ("memory.search.extraPaths", "hooks.mappings")}
     changes = setup_plan(settings, current)
-    for change in changes:
-        _run(binary, ["config", "set", change.path, json.dumps(change.value), "--strict-json"])
+    batch = [{"path": change.path, "value": change.value} for change in changes]  # one write, validated as a whole
+    _run(binary, ["config", "set", "--batch-json", json.dumps(batch)])
     return changes
 
 

@@ -2,7 +2,7 @@
 
 `openclaw skills info cellcall` must show the installed skill "Ready" exactly when `cellcall` is on PATH, and
 `openclaw memory search` must find a call's report.md once `cellcall openclaw setup --apply` has added the
-outbox to memory.search.extraPaths (keeping the paths that were there).
+outbox to memory.search.extraPaths (keeping the paths that were there) and set up the hook mapping.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from openclaw_gateway import OpenClawInstall, openclaw_install  # noqa: F401 (fi
 from test_openclaw_push import make_record
 
 from cellcall.config import Settings
-from cellcall.openclaw_setup import apply_setup, install_skill
+from cellcall.openclaw_setup import apply_setup, hook_mapping, install_skill
 from cellcall.outbox import CallOutbox
 
 pytestmark = [pytest.mark.openclaw, pytest.mark.slow]
@@ -59,16 +59,17 @@ def test_memory_search_finds_a_calls_report_after_setup_apply(openclaw_install: 
     monkeypatch.setenv("OPENCLAW_HOME", str(home))
     settings = Settings()
     settings.paths.outbox = str(tmp_path / "outbox")
-    settings.openclaw.mode = "cli"  # only the memory path to set
+    settings.openclaw.mode = "mapped"  # also the hook and its mapping, so OpenClaw's schema checks them
     record = make_record(f"20261126-{uuid.uuid4().hex[:8]}")
     record.started = datetime.now(timezone.utc)
     record.summary = "The receptionist Zarnowskaya moved the cleaning to Friday at nine."
     report = CallOutbox.create(Path(settings.paths.outbox), record).finalize(record)
 
-    [change] = apply_setup(settings)  # the real `openclaw config get` / `config set`
-    assert change.value == ["/srv/notes", str(tmp_path / "outbox")]
+    applied = {change.path: change.value for change in apply_setup(settings)}  # the real `openclaw config get` / `set`
+    assert list(applied) == ["memory.search.extraPaths", "hooks.enabled", "hooks.mappings"]
     written = json.loads((home / ".openclaw" / "openclaw.json").read_text())
     assert written["memory"]["search"]["extraPaths"] == ["/srv/notes", str(tmp_path / "outbox")]
+    assert written["hooks"]["enabled"] is True and written["hooks"]["mappings"] == [hook_mapping(settings)]
 
     found = json.loads(openclaw_install.run(home, "memory", "search", "Zarnowskaya", "--json", timeout=300).stdout)
     paths = [hit["path"] for hit in found["results"]]
