@@ -7,6 +7,7 @@ clear_tx silences the agent on the network, and how fast a vanished port becomes
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from dataclasses import dataclass, fields
@@ -86,7 +87,7 @@ def measure_call(seconds: float) -> LineRun:
         )
 
 
-def format_runs(runs: list[LineRun], seconds: float) -> str:
+def format_runs(runs: list[LineRun], seconds: float, load: float) -> str:
     names = [f.name for f in fields(LineRun)]
     header = "| figure | median | runs |\n|---|---|---|\n"
     rows = "".join(
@@ -97,7 +98,9 @@ def format_runs(runs: list[LineRun], seconds: float) -> str:
     )
     return (
         f"Modem driver on the emulated SIM7600G-H: {len(runs)} calls, uplink fed for {seconds:g} s each "
-        "(8 kHz, ideal 16000 B/s).\n\n" + header + rows
+        f"(8 kHz, ideal 16000 B/s); {os.cpu_count()} CPUs, load average {load:.1f} when the runs began.\n\n"
+        + header
+        + rows
     )
 
 
@@ -105,6 +108,7 @@ def run_line_bench(calls: int = 3, seconds: float = 5.0, out: Path = Path("docs/
     """Measure `calls` calls, write the `line` section of the benchmarks file, return the table."""
     if calls < 1 or seconds <= 0:
         raise ValueError("need at least one call of a positive length")
-    text = format_runs([measure_call(seconds) for _ in range(calls)], seconds)
+    load = os.getloadavg()[0]
+    text = format_runs([measure_call(seconds) for _ in range(calls)], seconds, load)
     write_section(out, "line", text)
     return text
