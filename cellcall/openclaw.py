@@ -2,8 +2,8 @@
 
 `notify_call_finished` is called by the call and the watch runner when a call's reports are written. It
 only writes a small file and starts a thread, so the caller never waits on the network; the push survives
-a gateway that is down, a crash or a restart, and `deliver_pending` (run periodically by `cellcall watch`,
-or by `cellcall openclaw flush`) sends what is left.
+a gateway that is down, a crash or a restart, and `deliver_pending` (run every 30 s by the thread that
+`start_periodic_delivery` starts for `cellcall watch`, or by `cellcall openclaw flush`) sends what is left.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ BACKGROUND_RETRY_DELAYS_S = (0.5, 1.5)  # quick retries in the background thread
 BACKOFF_BASE_S = 5.0
 BACKOFF_CAP_S = 600.0
 EXIT_WAIT_S = 5.0  # at interpreter exit, give in-flight pushes this long in all
+FLUSH_INTERVAL_S = 30.0
 
 _in_flight: list[threading.Thread] = []
 _in_flight_lock = threading.Lock()
@@ -103,6 +104,27 @@ def _deliver_in_background(settings: Settings, call_id: str) -> None:
         report = deliver_pending(settings, timeout_s=BACKGROUND_TIMEOUT_S, only=call_id, force=True)
         if call_id not in report.retrying and not report.busy:
             return
+
+
+def start_periodic_delivery(settings: Settings, stop: threading.Event, interval_s: float = FLUSH_INTERVAL_S) -> threading.Thread | None:
+    """For `cellcall watch`: a thread that sends due pushes every `interval_s` until `stop` is set.
+
+    Its own thread, because a hung gateway may hold a pass for seconds and the runner must stay free to answer
+    calls. Returns None when the push is off.
+    """
+    if not settings.openclaw.enabled:
+        return None
+
+    def loop() -> None:
+        while not stop.wait(interval_s):
+            try:
+                deliver_pending(settings)
+            except Exception as exc:  # noqa: BLE001 - keep flushing; a broken queue file must not end the runner's pushes
+                log.warning("openclaw: queue pass failed: %s", exc)
+
+    thread = threading.Thread(target=loop, name="openclaw-queue", daemon=True)
+    thread.start()
+    return thread
 
 
 def deliver_pending(

@@ -23,7 +23,14 @@ import pytest
 from markdown_it import MarkdownIt
 
 from cellcall.config import Settings
-from cellcall.openclaw import deliver_pending, describe_report, notify_call_finished, queue_for, wait_for_deliveries
+from cellcall.openclaw import (
+    deliver_pending,
+    describe_report,
+    notify_call_finished,
+    queue_for,
+    start_periodic_delivery,
+    wait_for_deliveries,
+)
 from cellcall.openclaw_payload import EXCERPT_LIMIT, SUMMARY_LIMIT, clean_text, push_payload, push_text
 from cellcall.openclaw_push import FAILED, REJECTED, RETRY, cli_command, deliver, gateway_ws_url
 from cellcall.openclaw_queue import PENDING, PushQueue, QueueEntry
@@ -334,3 +341,22 @@ def test_unknown_mode_is_a_clear_failure(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, mode="webhook")
     outcome = deliver(settings.openclaw, push_payload(make_record(), tmp_path), 1.0)
     assert outcome.kind == FAILED and "openclaw.mode must be one of wake, mapped, cli" in outcome.message
+
+
+def test_periodic_delivery_sends_what_was_queued_while_the_gateway_was_down(tmp_path: Path, fake_gateway) -> None:
+    gateway = fake_gateway()
+    settings = settings_for(tmp_path, gateway.url)
+    queue_for(settings).put(QueueEntry(call_id="queued-earlier", payload=push_payload(make_record("queued-earlier"), tmp_path)))
+    stop = threading.Event()
+    thread = start_periodic_delivery(settings, stop, interval_s=0.05)
+    try:
+        deadline = time.monotonic() + 10
+        while queue_for(settings).entries() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert queue_for(settings).entries() == [] and len(gateway.received) == 1
+    finally:
+        stop.set()
+        thread.join(5)
+    assert not thread.is_alive()
+    settings.openclaw.enabled = False
+    assert start_periodic_delivery(settings, stop) is None
