@@ -115,7 +115,7 @@ def watch(
     overrides = {"line.kind": line, "line.scenario": scenario, "line.at_port": at_port, "line.audio_port": audio_port,
                  "log.json": True if json_log else None}
     try:
-        raise typer.Exit(watch_folder(settings(overrides), goals_dir))
+        watch_folder(settings(overrides), goals_dir)
     except WatchError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None

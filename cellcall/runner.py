@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from cellcall import reports
 from cellcall.config import Settings
@@ -581,8 +582,13 @@ class WatchError(RuntimeError):
     """`cellcall watch` cannot start (no goals folder, unknown line kind)."""
 
 
-def watch(settings: Settings, goals_dir: Path | None = None) -> int:
-    """`cellcall watch`: run until SIGTERM or Ctrl-C, then hang up, finish the reports, exit 0."""
+def watch(settings: Settings, goals_dir: Path | None = None) -> NoReturn:
+    """`cellcall watch`: run until SIGTERM or Ctrl-C, then hang up, finish the reports, exit 0.
+
+    The process ends with os._exit once the reports are written and model loads have settled:
+    native threads of the speech and language libraries (a call's opening still being prepared,
+    say) can abort the interpreter's own shutdown, which would turn a clean stop into a crash.
+    """
     from cellcall.line.factory import KINDS, make_line
 
     goals = Path(goals_dir or settings.paths.goals)
@@ -596,4 +602,6 @@ def watch(settings: Settings, goals_dir: Path | None = None) -> int:
         signal.signal(sig, lambda *_: runner.stop())
     runner.run()
     settle_engines(engines, runner.log)
-    return 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
