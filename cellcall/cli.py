@@ -234,3 +234,30 @@ def openclaw_flush(
     report = deliver_pending(settings(), timeout, retry_failed=retry_failed, force=True)
     typer.echo(describe_report(report))
     raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def run(
+    goal: Path = typer.Argument(..., help="The goal file (markdown) describing the call."),
+    line: Optional[str] = typer.Option(None, "--line", help="emulator | sim7600 (default: line.kind in settings)."),
+    scenario: Optional[str] = typer.Option(None, "--scenario", help="Emulator far-end scenario: built-in name or .toml path."),
+    at_port: Optional[str] = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
+    audio_port: Optional[str] = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the final call record as JSON instead of the live view."),
+) -> None:
+    """Place the call described by GOAL: live view while it runs, then the report's path."""
+    from cellcall.run import run_goal
+
+    overrides = {"line.kind": line, "line.scenario": scenario, "line.at_port": at_port, "line.audio_port": audio_port}
+    raise typer.Exit(run_goal(goal, settings(overrides), scenario=scenario, at_port=at_port, audio_port=audio_port, as_json=as_json))
+
+
+@bench_app.command("calls")
+def bench_calls(
+    scenarios: str = typer.Option("dentist,barge-in,echo", "--scenarios", help="Comma-separated emulator scenarios."),
+    repeat: int = typer.Option(1, "--repeat", min=1, help="Calls per scenario."),
+) -> None:
+    """Real-time calls on the emulator with the real models: latency, barge-in, echo, underruns, CPU, memory."""
+    from cellcall.bench.calls import run_bench
+
+    typer.echo(run_bench(settings(), [s.strip() for s in scenarios.split(",") if s.strip()], repeat))

@@ -56,7 +56,7 @@ class VoiceSettings:
     min_speech_ms: int = 120  # shorter blips are not speech
     post_dial_delay_s: float = 4.0  # ignore carrier audio after answer until the far end speaks or this passes
     barge_in_ms: int = 120  # caller speech during playback that interrupts the agent
-    echo_margin_db: float = 10.0  # caller energy must exceed the expected echo by this much
+    echo_margin_db: float = 6.0  # caller energy must exceed the expected echo (learnt delay + gain) by this much
     silence_timeout_s: float = 20.0
     max_duration_s: float = 300.0
     goodbye_grace_s: float = 0.4  # after the last [HANGUP] audio plays, before AT+CHUP

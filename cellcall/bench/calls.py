@@ -1,0 +1,145 @@
+"""`cellcall bench calls`: whole calls on the emulator, with the real models, in real time.
+
+Voice-to-voice and barge-in stop are the emulator's own figures (its sample clock: end of far-end
+speech -> first agent audio played to the network), so they include everything the caller waits
+for: endpointing, STT, LLM, TTS, pacing and the modem's buffer. The agent's own spans come from its
+trace. Every barge-in in the echo scenario is a false one (its far end never talks over the agent).
+"""
+
+from __future__ import annotations
+
+import resource
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cellcall.bench.report import write_section
+from cellcall.call import place_call
+from cellcall.config import Settings
+from cellcall.engines.cache import shared_engines
+from cellcall.goal import load_goal
+from cellcall.record import TurnLatency
+from cellcall.run import emulated_line
+from cellcall.trace import SpanStats, span_stats
+
+DEFAULT_GOAL = Path(__file__).resolve().parents[2] / "goals" / "examples" / "dentist.md"
+SPANS = (
+    ("endpoint", "endpoint_ms"),
+    ("STT final", "stt_ms"),
+    ("LLM first token", "llm_first_token_ms"),
+    ("LLM first sentence", "llm_first_sentence_ms"),
+    ("TTS first audio", "tts_first_audio_ms"),
+    ("first audio on the line", "first_audio_ms"),
+)
+
+
+@dataclass
+class ScenarioRun:
+    name: str
+    status: str
+    reason: str
+    voice_to_voice: list[float] = field(default_factory=list)
+    barge_in_stop: list[float] = field(default_factory=list)
+    barge_ins: int = 0
+    underruns: int = 0
+    heard_replies: int = 0
+    latencies: list[TurnLatency] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def run_scenario(goal_path: Path, settings: Settings, scenario: str) -> ScenarioRun:
+    """One call of `scenario` through the real driver on the emulator; the far end's figures and ours."""
+    goal = load_goal(goal_path, settings.policy.default_country)
+    engines = shared_engines(settings)
+    started = time.monotonic()
+    with emulated_line(settings, scenario, engines) as (line, emulator):
+        result = place_call(goal, settings, line, engines=engines, stop=threading.Event())
+        emulator.done.wait(2.0)
+    metrics = emulator.metrics
+    record = result.record
+    return ScenarioRun(
+        name=scenario,
+        status=record.status.value,
+        reason=record.hangup_reason,
+        voice_to_voice=list(metrics.voice_to_voice_ms),
+        barge_in_stop=[t.barge_in_stop_ms for t in metrics.turns if t.barge_in_stop_ms is not None],
+        barge_ins=int(record.extra.get("barge_ins", 0)),
+        underruns=metrics.uplink_underruns,
+        heard_replies=metrics.heard_agent_utterances,
+        latencies=list(record.latency),
+        wall_s=time.monotonic() - started,
+    )
+
+
+def run_bench(settings: Settings, scenarios: list[str], repeat: int = 1, goal_path: Path = DEFAULT_GOAL,
+              doc: Path = Path("docs/benchmarks.md")) -> str:
+    """Run the calls, print-ready markdown back; also written to docs/benchmarks.md (section "calls")."""
+    engines = shared_engines(settings)
+    engines.preload()
+    engines.stt(), engines.tts(), engines.llm()  # measured calls start with the models loaded, as in `watch`
+    usage0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
+    runs: list[ScenarioRun] = []
+    with tempfile.TemporaryDirectory(prefix="cellcall-bench-") as outbox:
+        settings.paths.outbox = outbox  # bench calls never land in the user's outbox or dial ledger
+        for _ in range(repeat):
+            runs.extend(run_scenario(goal_path, settings, name) for name in scenarios)
+    usage1, wall = resource.getrusage(resource.RUSAGE_SELF), time.monotonic() - wall0
+    cpu = (usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime) / wall
+    markdown = render(runs, cpu, usage1.ru_maxrss / 1024.0, settings)
+    write_section(doc, "calls", markdown)
+    return markdown
+
+
+def _fmt(stats: SpanStats | None, key: str = "p50") -> str:
+    return "-" if stats is None else f"{getattr(stats, key):.0f}"
+
+
+def render(runs: list[ScenarioRun], cpu_cores: float, peak_mb: float, settings: Settings) -> str:
+    """The markdown report: per-scenario rows, overall figures against the targets, agent spans."""
+    v2v = span_stats(v for run in runs for v in run.voice_to_voice)
+    stops = span_stats(v for run in runs for v in run.barge_in_stop)
+    false_barge = sum(run.barge_ins for run in runs if run.name == "echo")
+    echo_runs = sum(1 for run in runs if run.name == "echo")
+    underruns = sum(run.underruns for run in runs)
+    first_audio = span_stats(lat.first_audio_ms for run in runs for lat in run.latencies)
+    voice = settings.voice
+    lines = [
+        f"Real-time calls on the emulated SIM7600 through the real driver; embedded models "
+        f"(STT {settings.stt.model}, LLM {settings.llm.model}, TTS {settings.tts.voice}); "
+        f"endpoint {voice.endpoint_silence_ms} ms, speculative start {voice.speculative_silence_ms} ms, "
+        f"barge-in {voice.barge_in_ms} ms. {len(runs)} calls.",
+        "",
+        "| scenario | status | replies heard | voice-to-voice p50 / p90 ms | barge-in stop ms | barge-ins | underruns | wall s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        s = span_stats(run.voice_to_voice)
+        b = span_stats(run.barge_in_stop)
+        lines.append(
+            f"| {run.name} | {run.status} ({run.reason}) | {run.heard_replies} | {_fmt(s)} / {_fmt(s, 'p90')} | "
+            f"{_fmt(b)} | {run.barge_ins} | {run.underruns} | {run.wall_s:.0f} |"
+        )
+    lines += [
+        "",
+        "| figure | measured | target |",
+        "|---|---|---|",
+        f"| voice-to-voice p50 (far end's clock) | {_fmt(v2v)} ms (n={v2v.n if v2v else 0}) | <= 900 ms |",
+        f"| voice-to-voice p90 | {_fmt(v2v, 'p90')} ms | |",
+        f"| time to first audio on the line p50 (agent's clock) | {_fmt(first_audio)} ms | |",
+        f"| barge-in stop p50 (far end's clock) | {_fmt(stops)} ms | <= 150 ms |",
+        f"| false barge-ins with echo (-18 dB, 60 ms) | {false_barge} in {echo_runs} calls | 0 |",
+        f"| uplink underruns | {underruns} | 0 |",
+        f"| CPU (cores busy, whole process incl. far end) | {cpu_cores:.2f} | |",
+        f"| peak memory (RSS) | {peak_mb:.0f} MB | <= 2048 MB |",
+        "",
+        "Agent spans, ms from the end of caller speech (p50 / p90 / mean over all replies):",
+        "",
+        "| span | p50 | p90 | mean |",
+        "|---|---|---|---|",
+    ]
+    for label, name in SPANS:
+        stats = span_stats(getattr(lat, name) for run in runs for lat in run.latencies)
+        lines.append(f"| {label} | {_fmt(stats)} | {_fmt(stats, 'p90')} | {_fmt(stats, 'mean')} |")
+    return "\n".join(lines)

@@ -1,0 +1,446 @@
+"""The real-time voice loop: one thread that hears every 20 ms frame and keeps the conversation moving.
+
+Per frame (microseconds): VAD, the echo gate, endpointing, barge-in, timers. Everything slow (STT,
+LLM, TTS) runs in a Reply thread; the loop only starts, commits, cancels and reads replies, so no
+inference ever stalls the audio. Turns, latencies and states go to a listener as they happen.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from cellcall.config import VoiceSettings
+from cellcall.engines import ChatModel, Synthesizer, Transcriber
+from cellcall.line import FRAME_MS, Line, LineEvent, LineEventKind
+from cellcall.record import CallStatus, Speaker, Turn, TurnLatency
+from cellcall.trace import TurnTrace
+from cellcall.voice.audio import dbfs
+from cellcall.voice.conversation import Conversation
+from cellcall.voice.echo import EchoGate
+from cellcall.voice.endpoint import EndpointEvent, Endpointer, EndpointKind
+from cellcall.voice.playback import Playback
+from cellcall.voice.recording import Recorder
+from cellcall.voice.reply import ModelParams, Reply
+from cellcall.voice.utterance import TranscriptionWorker, Utterance
+from cellcall.voice.vad import make_vad
+
+PREROLL_FRAMES = 15  # 300 ms kept before speech onset: the VAD's decision lags the first syllable
+LONG_GREETING_S = 2.5  # a first utterance longer than this may be a voicemail greeting: listen first
+VOICEMAIL_WORDS = re.compile(
+    r"leave (?:me |us )?a (?:message|voicemail)|after the (?:tone|beep)|not available|unavailable|"
+    r"voice ?mail|mailbox|can'?t (?:take|come to) (?:your|the) (?:call|phone)",
+    re.I,
+)
+
+
+class State(str, enum.Enum):
+    LISTENING = "listening"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+    HANGING_UP = "hanging-up"
+
+
+class LoopListener(Protocol):
+    def on_state(self, state: str) -> None: ...
+    def on_turn(self, turn: Turn) -> None: ...
+    def on_latency(self, latency: TurnLatency) -> None: ...
+
+
+@dataclass
+class Opening:
+    """How the agent opens. Filled in while the phone rings (text, then audio) and read when needed,
+    so a slow preparation never delays the call: whatever is ready by then is used."""
+
+    text: str | None  # None until the model has written it (goal without an opening line)
+    audio: list[bytes] | None = None  # pre-synthesised at the TTS's rate
+    speak_first: bool = False  # inbound: we answered, so we talk first
+    fallback: str = "Hello, this is an automated assistant."
+    prepared: threading.Event = field(default_factory=threading.Event)  # set when preparation ended
+    wait_s: float = 15.0  # how long a reply waits for audio in preparation before synthesising itself
+
+    def line(self) -> tuple[str, Callable[[], list[bytes] | None]]:
+        """(text, audio source) to speak now. The audio source waits for a synthesis already under way
+        (one synthesis, not two competing for the CPU) and gives None if it is not this text's."""
+        text = self.text or self.fallback
+
+        def audio() -> list[bytes] | None:
+            self.prepared.wait(self.wait_s)
+            return self.audio if self.text == text else None
+
+        return text, audio
+
+
+@dataclass
+class VoicemailPlan:
+    action: str  # "hangup" | "leave_message"
+    message: str = ""
+
+
+@dataclass
+class LoopResult:
+    reason: str
+    status: CallStatus
+    error: str | None = None
+    tags: set[str] = field(default_factory=set)
+    turns: list[Turn] = field(default_factory=list)
+    latencies: list[TurnLatency] = field(default_factory=list)
+    barge_ins: int = 0
+
+
+def voicemail_screen(text: str) -> set[str]:
+    """Tags for a first utterance: {"VOICEMAIL"} when it reads like an answering machine."""
+    return {"VOICEMAIL"} if VOICEMAIL_WORDS.search(text) else set()
+
+
+class VoiceLoop:
+    """Runs one answered call until a hang-up condition; `run` returns why it ended."""
+
+    def __init__(
+        self,
+        line: Line,
+        stt: Transcriber,
+        tts: Synthesizer,
+        llm: ChatModel,
+        voice: VoiceSettings,
+        conversation: Conversation,
+        params: ModelParams,
+        opening: Opening | None,
+        *,
+        voicemail: VoicemailPlan | None = None,
+        language: str | None = None,
+        listener: LoopListener,
+        stop: threading.Event | None = None,
+        t0: float | None = None,
+    ) -> None:
+        self.line, self.stt, self.tts, self.llm = line, stt, tts, llm
+        self.voice = voice
+        self.conversation = conversation
+        self.params = params
+        self.opening = opening
+        self.voicemail = voicemail
+        self.language = language
+        self.listener = listener
+        self.stop = stop or threading.Event()
+        self.t0 = time.monotonic() if t0 is None else t0
+        self.transcriber: TranscriptionWorker | None = None
+        self._setup(line.sample_rate)
+        self.endpointer = Endpointer(voice.min_speech_ms, voice.speculative_silence_ms, voice.endpoint_silence_ms)
+        self.speculate = voice.speculative_silence_ms < voice.endpoint_silence_ms
+        self.result: LoopResult | None = None
+        self.turns: list[Turn] = []
+        self.latencies: list[TurnLatency] = []
+        self.tags: set[str] = set()
+        self.utterance: Utterance | None = None
+        self.reply: Reply | None = None
+        self.last_reply: Reply | None = None
+        self.replies = 0
+        self.barge_ins = 0
+        self.opening_used = opening is None
+        self.agent_has_spoken = False
+        self.voicemail_reached = False
+        self.hangup_at: float | None = None
+        self.hangup_reason = ""
+        self.last_activity = self.t0
+        self._barge_run = 0
+        self._preroll: deque[bytes] = deque(maxlen=PREROLL_FRAMES)
+        self._state: State | None = None
+        self._recorded_user: set[int] = set()
+
+    def _setup(self, rate: int) -> None:
+        """Rate-dependent parts; redone if the line's measured rate (8 or 16 kHz) differs at the first frame."""
+        self.rate = rate
+        if self.transcriber is not None:
+            self.transcriber.close()
+        self.transcriber = TranscriptionWorker(self.stt, rate, self.language)
+        self.vad = make_vad(self.voice.vad, rate)
+        self.echo = EchoGate(rate, margin_db=self.voice.echo_margin_db)
+        self.recorder = Recorder(rate, self.t0)
+        self.playback = Playback(self.line, self.echo, self.recorder)
+
+    # ---- the frame loop -------------------------------------------------------------------------
+
+    def run(self, backlog: list[tuple[bytes, float]] | None = None) -> LoopResult:
+        """Hold the conversation; `backlog` = (frame, arrival time) heard before the loop could start."""
+        self._set_state(State.LISTENING)
+        self.last_activity = time.monotonic()  # the silence timer starts when we can listen
+        for frame, arrival in backlog or ():
+            self._on_frame(frame, arrival)
+        while self.result is None:
+            frame = self.line.read_frame(timeout=FRAME_MS / 1000.0)
+            while (event := self.line.next_event(0)) is not None and self.result is None:
+                self._on_line_event(event)
+            now = time.monotonic()
+            if frame is not None and self.result is None:
+                self._on_frame(frame, now)
+            if self.result is None:
+                self._poll_reply(now)
+                self._check_timers(now)
+        self._wind_down()
+        return self.result
+
+    def _on_frame(self, frame: bytes, now: float) -> None:
+        if self.line.sample_rate != self.rate and self.last_reply is None:
+            self._setup(self.line.sample_rate)
+        self.recorder.caller(frame, now)
+        self._preroll.append(frame)
+        level = dbfs(frame)
+        caller = self.echo.judge(level, self.vad.is_speech(frame, level), now)
+        if caller:
+            self.last_activity = now
+        self._watch_barge_in(caller, now)
+        event = self.endpointer.push(caller, now)
+        if event is not None and event.kind is EndpointKind.SPEECH_START:
+            self._on_speech_start(event)
+        elif self.utterance is not None:
+            self.utterance.feed(frame)
+        if event is not None and event.kind is not EndpointKind.SPEECH_START:
+            self._on_endpoint(event, now)
+
+    def _watch_barge_in(self, caller: bool, now: float) -> None:
+        """N ms of caller speech (echo excluded) over our own audio stops it at once."""
+        if not caller or self.hangup_at is not None or not self.playback.busy(now):
+            self._barge_run = 0
+            return
+        self._barge_run += 1
+        if self._barge_run * FRAME_MS >= self.voice.barge_in_ms:
+            onset = now - self._barge_run * FRAME_MS / 1000.0
+            self._barge_in(now, onset)
+
+    def _barge_in(self, now: float, onset: float) -> None:
+        reply = self.reply
+        self.playback.cut(now)
+        stop_ms = (time.monotonic() - onset) * 1000.0
+        self._barge_run = 0
+        self.barge_ins += 1
+        if reply is not None:
+            reply.cancel()
+            if reply.trace is not None:
+                reply.trace.barge_in_stop_ms = round(stop_ms, 1)
+            self._close_reply(reply, now, cut=True)
+        self._set_state(State.LISTENING)
+
+    # ---- caller turns ----------------------------------------------------------------------------
+
+    def _on_speech_start(self, event: EndpointEvent) -> None:
+        reply = self.reply
+        if reply is not None and reply.committed and reply.first_audio_at is None:
+            # the caller went on before we said a word: drop the answer, keep what they said
+            reply.cancel()
+            self._close_reply(reply, event.at, cut=True)
+        self.utterance = Utterance(event.at, preroll=b"".join(self._preroll))
+        if self.reply is None:
+            self._set_state(State.LISTENING)
+
+    def _on_endpoint(self, event: EndpointEvent, now: float) -> None:
+        utterance = self.utterance
+        if utterance is None:
+            return
+        if event.kind is EndpointKind.SPECULATIVE:
+            if self.speculate and self.reply is None and not self.transcriber.busy():
+                trace = TurnTrace(self.replies + 1, speech_end=event.at)
+                self.reply = self._reply_to(utterance, trace, committed=False).start()
+        elif event.kind is EndpointKind.RESUMED:
+            if self.reply is not None and not self.reply.committed:
+                self.reply.cancel()
+                self.reply = None
+        elif event.kind is EndpointKind.END_OF_TURN:
+            self.utterance = None
+            if self.reply is not None and self.reply.committed:
+                return  # a backchannel while we speak ("mhm"): not a turn
+            if self.reply is None:
+                self.reply = self._reply_to(utterance, TurnTrace(self.replies + 1, event.at), committed=False).start()
+            self.reply.trace.mark("endpoint", now)
+            self._commit(self.reply)
+
+    def _reply_to(self, utterance: Utterance, trace: TurnTrace, committed: bool) -> Reply:
+        """The reply to a caller utterance: the opening line after a hello, else the model's answer."""
+        common = dict(listen=self.transcriber.request(utterance).wait, trace=trace, committed=committed)
+        # only a long first utterance may be an answering machine (and only then is the LLM's word taken)
+        long_first = not self.agent_has_spoken and utterance.seconds(self.rate) > LONG_GREETING_S
+        screen = voicemail_screen if long_first else None
+        if not self.opening_used:
+            text, audio = self.opening.line()
+            reply = Reply(self.replies + 1, self.playback, self.tts, self.rate, script=text,
+                          script_audio=audio, screen=screen, **common)
+        else:
+            reply = Reply(self.replies + 1, self.playback, self.tts, self.rate, prompt=self.conversation.messages,
+                          llm=self.llm, params=self.params, screen=screen, **common)
+        reply.heard_at = utterance.start
+        self.last_reply = reply
+        return reply
+
+    def _commit(self, reply: Reply) -> None:
+        self.replies += 1
+        if reply.script is not None:
+            self.opening_used = True
+        reply.commit()
+        self._set_state(State.THINKING)
+
+    def _speak(self, text: str, audio: Callable[[], list[bytes] | None] | None = None,
+               tags: set[str] | None = None) -> None:
+        """Say a fixed line (opening after the post-dial wait, voicemail message)."""
+        reply = Reply(self.replies + 1, self.playback, self.tts, self.rate, script=text, script_audio=audio)
+        reply.tags |= tags or set()
+        self.last_reply = reply
+        self.reply = reply.start()
+        self._commit(reply)
+
+    # ---- replies ---------------------------------------------------------------------------------
+
+    def _poll_reply(self, now: float) -> None:
+        reply = self.reply
+        if reply is None or not reply.committed:
+            return
+        self._record_caller(reply)
+        if not reply.done.is_set():
+            return
+        if reply.error is not None:
+            self._finish(f"reply failed: {reply.error}", CallStatus.FAILED, error=reply.error)
+            return
+        if self.playback.pending_for(reply) or self.playback.busy(now):
+            return
+        self._close_reply(reply, now, cut=False)
+
+    def _record_caller(self, reply: Reply) -> None:
+        """The caller's words behind a reply go to the transcript once, as soon as they are known."""
+        if reply.user_text is None or id(reply) in self._recorded_user:
+            return
+        self._recorded_user.add(id(reply))
+        if reply.user_text and reply.listen is not None:
+            self._record(Speaker.CALLER, reply.user_text, (reply.heard_at or time.monotonic()) - self.t0)
+
+    def _close_reply(self, reply: Reply, now: float, cut: bool) -> None:
+        """The reply is over (played out, or cut): record what was said and act on its tags."""
+        if self.reply is reply:
+            self.reply = None
+        self._record_caller(reply)
+        spoken = reply.spoken_text()
+        if reply.sentences:
+            self._record(Speaker.AGENT, reply.full_text(), (reply.first_audio_at or now) - self.t0,
+                         barged_in=cut and bool(spoken), spoken_text=spoken if cut else None)
+        if reply.trace is not None and reply.committed:
+            latency = reply.trace.latency()
+            self.latencies.append(latency)
+            self.listener.on_latency(latency)
+        heard = reply.user_text if reply.listen is not None else None
+        self.conversation.add(heard, spoken if cut else reply.full_text())
+        self.tags |= reply.tags
+        self.last_activity = now
+        if not cut:
+            self._act_on_tags(reply, now)
+        if self.result is None and self.hangup_at is None:
+            self._set_state(State.LISTENING)
+
+    def _act_on_tags(self, reply: Reply, now: float) -> None:
+        if "VOICEMAIL" in reply.tags and not self.voicemail_reached:
+            self.voicemail_reached = True
+            plan = self.voicemail
+            if plan is not None and plan.action == "leave_message" and plan.message:
+                self._speak(plan.message, tags={"HANGUP"})
+            else:
+                self._finish("voicemail", CallStatus.COMPLETED)
+        elif "HANGUP" in reply.tags:
+            self.hangup_at = now + self.voice.goodbye_grace_s
+            self.hangup_reason = "voicemail: message left" if self.voicemail_reached else "agent [HANGUP]"
+            self._set_state(State.HANGING_UP)
+
+    # ---- line events and timers ------------------------------------------------------------------
+
+    def _on_line_event(self, event: LineEvent) -> None:
+        kind = event.kind
+        if kind is LineEventKind.TX_STARTED:
+            chunk = self.playback.on_started(event)
+            if chunk is not None and isinstance(chunk.owner, Reply):
+                self._on_audio_started(chunk.owner, chunk.sentence, event.at)
+        elif kind is LineEventKind.REMOTE_HANGUP:
+            self._finish("remote hang-up", CallStatus.COMPLETED)
+        elif kind is LineEventKind.ERROR:
+            self._finish(f"line error: {event.detail}", CallStatus.FAILED, error=event.detail or "line error")
+        elif kind is LineEventKind.DTMF:
+            self._record(Speaker.SYSTEM, f"DTMF {event.detail}", event.at - self.t0)
+
+    def _on_audio_started(self, reply: Reply, sentence: int, at: float) -> None:
+        reply.started_sentences.add(sentence)
+        self.last_activity = at
+        if reply.first_audio_at is None:
+            reply.first_audio_at = at
+            self.agent_has_spoken = True
+            if reply.trace is not None:
+                reply.trace.mark("first_audio", at)
+            if self.hangup_at is None:
+                self._set_state(State.SPEAKING)
+
+    def _check_timers(self, now: float) -> None:
+        if self.stop.is_set():
+            self._finish("interrupted", CallStatus.INTERRUPTED)
+        elif now - self.t0 >= self.voice.max_duration_s:
+            self._finish("max duration", CallStatus.COMPLETED)
+        elif self.hangup_at is not None:
+            if now >= self.hangup_at and not self.playback.busy(now):
+                self._finish(self.hangup_reason, CallStatus.COMPLETED)
+        elif self._idle(now) and now - self.last_activity >= self.voice.silence_timeout_s:
+            self._finish("silence timeout", CallStatus.COMPLETED)
+        elif self._idle(now) and not self.opening_used and self._opening_due(now):
+            self._speak(*self.opening.line())
+
+    def _idle(self, now: float) -> bool:
+        return self.utterance is None and self.reply is None and not self.playback.busy(now)
+
+    def _opening_due(self, now: float) -> bool:
+        """Post-dial delay: carrier audio and ring-back are ignored; a silent far end gets our opening."""
+        return self.opening.speak_first or now - self.t0 >= self.voice.post_dial_delay_s
+
+    # ---- bookkeeping -----------------------------------------------------------------------------
+
+    def _record(self, speaker: Speaker, text: str, at_s: float, barged_in: bool = False,
+                spoken_text: str | None = None) -> None:
+        turn = Turn(len(self.turns) + 1, speaker, text, round(max(0.0, at_s), 2), barged_in, spoken_text)
+        self.turns.append(turn)
+        self.listener.on_turn(turn)
+
+    def _keep_last_words(self) -> None:
+        """The far end hung up mid-sentence: transcribe what it said so far (the call is over, no rush)."""
+        utterance, self.utterance = self.utterance, None
+        if utterance is None:
+            return
+        if utterance.seconds(self.rate) * 1000 < self.voice.min_speech_ms * 2:
+            return
+        try:
+            heard = self.transcriber.request(utterance).wait()
+        except Exception:  # noqa: BLE001 - the transcript keeps what it has; the call is ending anyway
+            return
+        text = heard.text.strip() if heard else ""
+        if text:
+            self._record(Speaker.CALLER, text, utterance.start - self.t0)
+
+    def _set_state(self, state: State) -> None:
+        if state is not self._state:
+            self._state = state
+            self.listener.on_state(state.value)
+
+    def _finish(self, reason: str, status: CallStatus, error: str | None = None) -> None:
+        if self.result is None:
+            self.result = LoopResult(reason, status, error)
+
+    def _wind_down(self) -> None:
+        """Stop our audio, keep what was said (a reply cut by the hang-up is recorded as cut)."""
+        reply, self.reply = self.reply, None
+        if reply is not None:
+            reply.cancel()
+            if reply.committed:
+                self._close_reply(reply, time.monotonic(), cut=True)
+        self._keep_last_words()
+        if self.result.reason not in ("remote hang-up",) and not self.result.reason.startswith("line error"):
+            self.playback.cut()
+        self.transcriber.close()
+        self.result.tags = set(self.tags)
+        self.result.turns = list(self.turns)
+        self.result.latencies = list(self.latencies)
+        self.result.barge_ins = self.barge_ins

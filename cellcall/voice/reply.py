@@ -1,0 +1,195 @@
+"""One agent reply on its own thread: final transcript -> LLM stream -> sentences -> TTS -> playback.
+
+The first sentence is spoken while the model still writes the rest. A speculative reply runs the
+same pipeline but holds its audio until the loop commits it at the end of the caller's turn, so the
+work of STT, LLM and TTS overlaps the endpointing silence; a cancelled reply never reaches the line.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from cellcall.engines import ChatMessage, ChatModel, Synthesizer, Transcript
+from cellcall.engines.sentences import split_sentences
+from cellcall.trace import TurnTrace
+from cellcall.voice.audio import StreamResampler
+from cellcall.voice.playback import Playback
+
+STOP_TAGS = frozenset({"HANGUP", "VOICEMAIL"})  # nothing after these is spoken
+NOT_WORDS = re.compile(r"[\W_]+")
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    max_tokens: int
+    temperature: float
+
+
+class Reply:
+    """A cancellable, optionally speculative agent reply; its results are read by the loop thread."""
+
+    def __init__(
+        self,
+        turn: int,
+        playback: Playback,
+        tts: Synthesizer,
+        line_rate: int,
+        *,
+        listen: Callable[[], Transcript | None] | None = None,  # None = the request was overtaken
+        prompt: Callable[[str], list[ChatMessage]] | None = None,
+        llm: ChatModel | None = None,
+        params: ModelParams | None = None,
+        script: str | None = None,
+        script_audio: Callable[[], list[bytes] | None] | None = None,  # pre-synthesised, at the TTS's rate
+        screen: Callable[[str], set[str]] | None = None,
+        trace: TurnTrace | None = None,
+        committed: bool = True,
+    ) -> None:
+        if script is None and (prompt is None or llm is None or listen is None):
+            raise ValueError("a reply needs either a script or listen + prompt + llm")
+        self.turn = turn
+        self.playback = playback
+        self.tts = tts
+        self.line_rate = line_rate
+        self.listen, self.prompt, self.llm, self.params = listen, prompt, llm, params
+        self.script, self.script_audio, self.screen = script, script_audio, screen
+        self.trace = trace
+        self.generation = playback.generation
+        self.cancelled = threading.Event()
+        self.done = threading.Event()
+        self.committed = committed
+        self.user_text: str | None = None  # set once the caller's words are known ("" = noise)
+        self.sentences: list[str] = []
+        self.started_sentences: set[int] = set()
+        self.tags: set[str] = set()
+        self.error: str | None = None
+        self.first_audio_at: float | None = None
+        self.heard_at: float | None = None  # when the caller's words behind this reply began
+        self._held: list[tuple[int, bytes]] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"reply-{turn}", daemon=True)
+
+    def start(self) -> Reply:
+        self._thread.start()
+        return self
+
+    def commit(self) -> None:
+        """The caller's turn really ended: release held audio to the line, speak the rest as it comes."""
+        with self._lock:
+            self.committed = True
+            held, self._held = self._held, []
+            for sentence, pcm in held:
+                if not self.playback.write(self.generation, self, sentence, pcm):
+                    self.cancelled.set()
+
+    def cancel(self) -> None:
+        """Stop generating (the LLM and TTS notice within tens of ms); nothing more reaches the line.
+
+        Audio already queued is the loop's to cut (Playback.cut)."""
+        with self._lock:
+            self.cancelled.set()
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def spoken_text(self) -> str:
+        """The sentences that began to play (a cut sentence counts: the caller heard its start)."""
+        return " ".join(text for i, text in enumerate(self.sentences) if i in self.started_sentences)
+
+    def full_text(self) -> str:
+        return " ".join(self.sentences)
+
+    def _run(self) -> None:
+        try:
+            if self.script is not None and self.screen is None:
+                self._speak_script()  # the opening after a short hello: speak first, transcribe after
+                if self.listen is not None and not self.cancelled.is_set():
+                    self.user_text = self._transcribe()
+            else:
+                self._answer()
+        except Exception as exc:  # noqa: BLE001 - a failing engine must end the reply, not the call
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.done.set()
+
+    def _transcribe(self) -> str:
+        transcript = self.listen()
+        if transcript is None:
+            return ""
+        text = transcript.text.strip()
+        self._mark("stt_done")
+        return text if NOT_WORDS.sub("", text) else ""
+
+    def _answer(self) -> None:
+        self.user_text = self._transcribe()
+        if not self.user_text or self.cancelled.is_set():
+            return
+        if self.screen is not None:
+            self.tags |= self.screen(self.user_text)
+            if self.tags & STOP_TAGS:
+                return
+        if self.script is not None:
+            self._speak_script()
+            return
+        tokens = self.llm.stream_chat(
+            self.prompt(self.user_text), cancel=self.cancelled,
+            max_tokens=self.params.max_tokens, temperature=self.params.temperature,
+        )
+        self._speak(split_sentences(self._first_token_marked(tokens)))
+
+    def _speak_script(self) -> None:
+        audio = self.script_audio() if self.script_audio is not None else None
+        if audio and not self.cancelled.is_set():
+            self.sentences.append(self.script)
+            self._mark("first_sentence")
+            convert = StreamResampler(self.tts.sample_rate, self.line_rate)
+            for pcm in audio:
+                self._mark("tts_first_audio")
+                self._emit(0, convert(pcm))
+            return
+        self._speak(split_sentences([self.script]))
+
+    def _speak(self, sentences: Iterable) -> None:
+        for sentence in sentences:
+            if self.cancelled.is_set():
+                return
+            tags = sentence.tags if self.screen is not None else sentence.tags - {"VOICEMAIL"}
+            self.tags |= tags
+            if "VOICEMAIL" in tags:
+                return  # a voicemail greeting: the loop decides what to say
+            if sentence.text.strip():
+                index = len(self.sentences)
+                self.sentences.append(sentence.text.strip())
+                self._mark("first_sentence")
+                convert = StreamResampler(self.tts.sample_rate, self.line_rate)
+                for pcm in self.tts.synthesize(sentence.text, cancel=self.cancelled):
+                    if self.cancelled.is_set():
+                        return
+                    self._mark("tts_first_audio")
+                    self._emit(index, convert(pcm))
+            if tags & STOP_TAGS:
+                self.cancelled.set()  # stop the model: nothing is said after a goodbye
+                return
+
+    def _first_token_marked(self, tokens: Iterator[str]) -> Iterator[str]:
+        for token in tokens:
+            self._mark("llm_first_token")
+            yield token
+
+    def _emit(self, sentence: int, pcm: bytes) -> None:
+        with self._lock:
+            if self.cancelled.is_set():
+                return
+            if not self.committed:
+                self._held.append((sentence, pcm))
+            elif not self.playback.write(self.generation, self, sentence, pcm):
+                self.cancelled.set()
+
+    def _mark(self, name: str) -> None:
+        if self.trace is not None:
+            self.trace.mark(name, time.monotonic())
