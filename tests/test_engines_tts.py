@@ -9,7 +9,7 @@ import pytest
 from speech import piper, rms, wer, whisper
 
 from cellcall.engines import EngineError, Synthesizer
-from cellcall.engines.tts import CHUNK_MS, PiperSynthesizer
+from cellcall.engines.tts import CHUNK_MS, PiperSynthesizer, lead_clause_first
 
 LINES = [
     "Hello, this is Alex calling for Sam Taylor about an appointment.",
@@ -76,3 +76,10 @@ def test_empty_text_yields_no_audio_and_bad_voices_are_clear_errors(tmp_path) ->
         PiperSynthesizer("lessac")
     with pytest.raises(EngineError, match="length_scale"):
         PiperSynthesizer(length_scale=0)
+
+
+def test_a_leading_clause_is_rendered_on_its_own_for_a_sooner_first_word() -> None:
+    assert lead_clause_first("Hello, this is Alex calling for Sam Taylor.") == ["Hello,", "this is Alex calling for Sam Taylor."]
+    assert lead_clause_first("Sure, ok.") == ["Sure, ok."]  # too little after the comma to be worth it
+    assert lead_clause_first("Okay. Then, we go on now.") == ["Okay. Then, we go on now."]  # first sentence has no comma
+    assert lead_clause_first("No commas here at all.") == ["No commas here at all."]
