@@ -145,7 +145,7 @@ class PacedWriter:
         self.bytes_sent = 0
         self.underruns = 0  # times the modem must have run dry, by our clock
         self.skipped_bytes = 0  # time (in bytes) it played silence for; never made up later
-        self._dry = False
+        self._dry = True  # the modem's buffer starts empty: the first tick's catch-up is not an underrun
         self.max_gap_s = 0.0  # longest time between two ticks: CPU starvation beyond the lead underruns the modem
         self._byte_rate = byte_rate
         self._t0 = 0.0
