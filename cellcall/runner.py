@@ -204,7 +204,11 @@ class Runner:
         self.intake.start()
         try:
             while not self._stop.is_set():
-                self._tick()
+                try:
+                    self._tick()
+                except Exception as exc:  # a full disk or a bad permission must not stop the phone for good
+                    self.log.emit("runner-error", error=f"{type(exc).__name__}: {exc}")
+                    self._stop.wait(1.0)
         finally:
             self.intake.stop()
             self._close_line()
@@ -215,26 +219,33 @@ class Runner:
     def recover(self) -> None:
         """Settle claims left in running/ by a runner that died; never redial one that may have dialled."""
         for claim in self.inbox.orphans():
-            self.inbox.adopt(claim)
-            name = claim.source_name
-            finished = self.inbox.finish_pending_step(claim)
-            if finished is not None:
-                self.log.emit("recovered-step", goal=name, moved_to=str(finished.relative_to(self.inbox.root)))
-                continue
-            if claim.state.get("phase") == "claimed":  # died before dialling: safe to queue again
-                self.inbox.defer(claim, utcnow(), "requeued: the runner stopped before dialling")
-                self.log.emit("recovered-requeue", goal=name)
-                continue
-            folder, report = reports.interrupted(self.outbox_root, claim, self._goal_or_none(claim), self.log)
-            entry = {"status": CallStatus.INTERRUPTED.value, "outbox": str(folder), "at": utcnow().isoformat()}
-            owner = claim.state.get("owner") or {}
-            target = self.inbox.archive(claim, {
-                "status": CallStatus.INTERRUPTED.value, "outbox": str(folder), "report": str(report),
-                "attempts": [*claim.history, entry],
-                "note": f"runner pid {owner.get('pid', '?')} died during the call; not redialled",
-            })
-            self.log.emit("recovered-interrupted", goal=name, outbox=str(folder), moved_to=str(target.relative_to(self.inbox.root)))
-            self._commit(folder, f"cellcall: {name} interrupted")
+            try:
+                self._recover_one(claim)
+            except Exception as exc:  # one unreadable leftover must not keep the runner from starting
+                self.log.emit("recover-error", file=claim.goal_file.name, error=f"{type(exc).__name__}: {exc}")
+
+    def _recover_one(self, claim: Claim) -> None:
+        """Finish a step the dead owner began, requeue a claim that never dialled, else report it interrupted."""
+        self.inbox.adopt(claim)
+        name = claim.source_name
+        finished = self.inbox.finish_pending_step(claim)
+        if finished is not None:
+            self.log.emit("recovered-step", goal=name, moved_to=str(finished.relative_to(self.inbox.root)))
+            return
+        if claim.state.get("phase") == "claimed":  # died before dialling: safe to queue again
+            self.inbox.defer(claim, utcnow(), "requeued: the runner stopped before dialling")
+            self.log.emit("recovered-requeue", goal=name)
+            return
+        folder, report = reports.interrupted(self.outbox_root, claim, self._goal_or_none(claim), self.log)
+        entry = {"status": CallStatus.INTERRUPTED.value, "outbox": str(folder), "at": utcnow().isoformat()}
+        owner = claim.state.get("owner") or {}
+        target = self.inbox.archive(claim, {
+            "status": CallStatus.INTERRUPTED.value, "outbox": str(folder), "report": str(report),
+            "attempts": [*claim.history, entry],
+            "note": f"runner pid {owner.get('pid', '?')} died during the call; not redialled",
+        })
+        self.log.emit("recovered-interrupted", goal=name, outbox=str(folder), moved_to=str(target.relative_to(self.inbox.root)))
+        self._commit(folder, f"cellcall: {name} interrupted")
 
     def _goal_or_none(self, claim: Claim) -> Goal | None:
         try:
@@ -244,13 +255,15 @@ class Runner:
 
     # --- the loop ---------------------------------------------------------------------------------
     def _tick(self) -> None:
-        if self.line is None and not self._connect():
-            self._wake.wait(timeout=0.25)
-            self._wake.clear()
+        self._status_heartbeat()
+        line = self.line
+        if line is None:
+            if not self._connect():
+                self._wake.wait(timeout=0.25)
+                self._wake.clear()
             return
         try:
-            assert self.line is not None
-            event = self.line.next_event(self.options.idle_poll_s)
+            event = line.next_event(self.options.idle_poll_s)
         except LineError as exc:
             self._line_lost(str(exc))
             return
@@ -260,7 +273,8 @@ class Runner:
             if time.monotonic() - self._ringing.last_at > self.options.ring_gap_s:
                 self._ringing = None
             return  # never dial out while the phone rings
-        self._status_heartbeat()
+        if self.line is None:
+            return  # lost while handling the event: the queue waits for the reconnect
         job = self._next_job()
         if job is not None:
             self._run_goal(job)
