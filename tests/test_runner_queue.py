@@ -9,15 +9,18 @@ import json
 import os
 import threading
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from runner_support import LineOnlyCalls, RunnerThread, atd_count, goal_text, wait_for
 
+from cellcall.call import place_call
 from cellcall.config import Settings
 from cellcall.line.emulator import Faults, ModemEmulator
 from cellcall.line.scenario import Scenario
 from cellcall.line.sim7600 import Sim7600Line
+from cellcall.policy import DialLedger
 
 BUSY = Scenario(name="quick-busy", outcome="busy", answer_delay_s=0.2)
 
@@ -160,3 +163,33 @@ def test_line_lost_mid_call_fails_that_call_reconnects_and_resumes(tmp_path: Pat
     assert json.loads(Path(first["outbox"], "call.json").read_text())["status"] == "failed"
     assert second["status"] == "completed"
     assert run.events("line-lost") and len(run.events("line-up")) >= 2
+
+
+@pytest.mark.slow
+def test_rate_limit_defers_and_emergency_numbers_are_refused_never_dialled(tmp_path: Path) -> None:
+    goals = tmp_path / "goals"
+    goals.mkdir()
+    settings = _settings(tmp_path)
+    settings.policy.max_calls_per_hour = 2
+    ledger = DialLedger(tmp_path / "outbox" / ".dials.jsonl")
+    for _ in range(2):
+        ledger.record("+14155550100", datetime.now(timezone.utc))
+
+    def place(goal, line, observer, stop):  # the real place_call: its policy check refuses before any model loads
+        return place_call(goal, settings, line, stop=stop, observer=observer)
+
+    with ModemEmulator(scenario=BUSY) as emu, RunnerThread(
+        settings, goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), place
+    ) as run:
+        (goals / "held.md").write_text(goal_text(objective="held by the rate limit"))
+        wait_for(lambda: bool(run.events("dialling-held")), 20, "the rate limit to hold the goal")
+        time.sleep(1.5)
+        assert (goals / "held.md").exists() and atd_count(emu.at_log) == 0  # deferred, not refused
+        settings.policy.max_calls_per_hour = 100
+        (goals / "held.md").unlink()
+        (goals / "emergency.md").write_text(goal_text(number="911", objective="never dialled"))
+        wait_for(lambda: (goals / "done" / "emergency.result.json").exists(), 20, "the refused goal archived")
+    result = json.loads((goals / "done" / "emergency.result.json").read_text())
+    assert result["status"] == "refused" and "emergency" in Path(result["outbox"], "report.md").read_text()
+    assert atd_count(emu.at_log) == 0
+    assert "max_calls_per_hour" in run.events("dialling-held")[0]
