@@ -119,9 +119,10 @@ def test_outbound_connect_audio_both_ways_and_host_hangup() -> None:
         reply = np.frombuffer(agent, "<i2")
         at = int(np.flatnonzero(played)[0]) - 1  # the reply starts with a zero sample
         inner = slice(80, reply.size - 80)  # the 10 ms fades at both edges change those samples
-        assert np.array_equal(played[at:][inner], reply[inner])  # the reply reached the network intact
         assert emulator.metrics.ended_by == "host"
         assert_no_underrun(emulator.metrics.uplink_underruns, writer)
+        if not emulator.metrics.uplink_underruns:  # (a starved writer's gap of silence is printed above)
+            assert np.array_equal(played[at:][inner], reply[inner])  # the reply reached the network intact
     commands = sent(emulator)
     assert commands.index("AT+CPCMREG=0", commands.index("ATE0")) < commands.index("ATD+14155550132;")
     assert "AT+CPCMREG?" in commands and commands[-1] == "AT+CHUP"
