@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import statistics
 import tempfile
 import threading
@@ -121,8 +122,22 @@ def render(figures: dict[str, list[float]], stable_s: float) -> str:
     return "\n".join(rows)
 
 
+def _let_background_work_finish(timeout_s: float) -> None:
+    """Join leftover threads (an unanswered call's opening still being synthesised, say): native
+    code still running in them can abort the interpreter's shutdown."""
+    deadline = time.monotonic() + timeout_s
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and thread.is_alive():
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
 def run_bench(settings: Settings, drops: int = 20) -> str:
     """Measure, print-ready markdown, and the `watch` section of docs/benchmarks.md."""
-    markdown = render(measure(settings, drops), RunnerOptions().stable_s)
+    load_before = os.getloadavg()[0]
+    figures = measure(settings, drops)
+    markdown = render(figures, RunnerOptions().stable_s)
+    markdown += (f"\n\nMachine: {os.cpu_count()} CPU cores, 1-minute load average {load_before:.1f} when the run "
+                 "started (other work shares the cores; the figures grow with the load).")
     write_section(Path("docs/benchmarks.md"), "watch", markdown)
+    _let_background_work_finish(30.0)
     return markdown
