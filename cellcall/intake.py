@@ -9,6 +9,7 @@ half-written file from being failed, and nothing here ever dials.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,16 @@ from cellcall.inbox import Inbox, StabilityTracker, is_goal_file_name
 
 
 CHANGES = frozenset({"created", "modified", "moved", "deleted", "closed"})
+
+
+class _StopRace(logging.Filter):
+    """watchdog logs an error when an inotify read returns during observer.stop(); it is harmless."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "called when the thread is inactive" not in record.getMessage()
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_StopRace())
 
 
 @dataclass(frozen=True)
