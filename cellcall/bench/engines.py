@@ -109,7 +109,8 @@ def table(figures: list[Figure], settings: Settings) -> str:
     lines = [
         f"Engines on {os.cpu_count()} CPU cores (load average {load}); stt {settings.stt.model} beam "
         f"{settings.stt.beam_size} threads {settings.stt.threads}, tts {settings.tts.voice}, llm {settings.llm.backend} "
-        f"{settings.llm.model} threads {settings.llm.threads}. Medians over the runs shown.",
+        f"{settings.llm.model} threads {settings.llm.threads}. Medians over the runs shown; on a shared machine "
+        "every figure moves with the load average, so compare runs made at similar load.",
         "",
         "| figure | median | runs |",
         "|---|---|---|",
