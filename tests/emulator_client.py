@@ -137,7 +137,8 @@ class AudioClient:
             if len(chunk) < due and self.fill_silence:
                 chunk += bytes(due - len(chunk))
             if not chunk:
-                sent += due  # nothing to say and no silence fill: let the modem run dry
+                # Nothing to say and no silence fill: let the modem run dry; the next words go out with a fresh lead.
+                sent = int((time.monotonic() - start) * self.rate * 2)
                 continue
             try:
                 self.port.write(chunk)
@@ -165,15 +166,15 @@ def tone(ms: int, rate: int = 8000, hz: float = 440.0, level: float = 0.3) -> by
     return (np.sin(2 * np.pi * hz * np.arange(n) / rate) * level * 32767).astype("<i2").tobytes()
 
 
-def loud_spans(pcm: bytes, rate: int, threshold: float = 300.0) -> list[tuple[float, float]]:
-    """(start_s, end_s) of loud stretches of 20 ms frames in `pcm` (gaps under 200 ms merged)."""
+def loud_spans(pcm: bytes, rate: int, threshold: float = 300.0, merge_s: float = 0.2) -> list[tuple[float, float]]:
+    """(start_s, end_s) of loud stretches of 20 ms frames in `pcm` (gaps under `merge_s` merged)."""
     size = rate // 50 * 2
     spans: list[list[float]] = []
     for i in range(len(pcm) // size):
         frame = np.frombuffer(pcm[i * size : (i + 1) * size], dtype="<i2").astype(np.float32)
         if np.sqrt(np.mean(frame * frame)) >= threshold:
             t = i * 0.02
-            if spans and t - spans[-1][1] < 0.2:
+            if spans and t - spans[-1][1] < merge_s:
                 spans[-1][1] = t + 0.02
             else:
                 spans.append([t, t + 0.02])

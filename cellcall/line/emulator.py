@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cellcall.line.farend import FarEnd, FarEndMetrics, Render
+from cellcall.line.farend import FarEnd, FarEndMetrics, Render, default_render
 from cellcall.line.ptyport import PtyPort
 from cellcall.line.scenario import Scenario
 
@@ -154,7 +154,12 @@ class ModemEmulator:
     # ---- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Enumerate the ports, send the boot URCs and start the AT and audio threads."""
+        """Enumerate the ports and start the AT and audio threads (boot URCs follow the host's open).
+
+        A scenario that speaks loads the default voice now, so a missing TTS fails here, clearly.
+        """
+        if self.render is None and any(s.say for s in self.scenario.sounds()):
+            self.render = default_render()
         self._power_on()
         for target, name in ((self._at_loop, "modem-at"), (self._audio_loop, "modem-audio")):
             thread = threading.Thread(target=target, name=name, daemon=True)

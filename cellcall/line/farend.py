@@ -54,8 +54,8 @@ class SpeechTracker:
         self.current: Segment | None = None
         self.frames = 0
         self.underruns = 0
-        self._pending_short: list[bool] = []  # shortfall flags since the last loud frame of `current`
-        self._in_gap = False
+        self._in_gap = False  # inside a run of frames with silence fill
+        self._tentative = 0  # fill runs not yet followed by more speech (trailing fill is no gap)
 
     def feed(self, t: float, frame: bytes, short: bool) -> None:
         """One 20 ms uplink frame that the modem played at time `t`; `short` = partly filled with silence."""
@@ -63,27 +63,24 @@ class SpeechTracker:
         self.frames += 1
         loud = _rms(frame) >= self.threshold
         seg = self.current
-        if loud:
-            if seg is None:
+        if seg is None:
+            if loud:  # fill in the onset frame is the host starting to talk, not a gap
                 self.current = Segment(t, t + FRAME_S, 1, index, index)
-                self._pending_short = []
-                return
-            # Shortfalls between two loud frames of one utterance are gaps the far end heard.
-            gap_run = False
-            for flag in self._pending_short:
-                if flag and not gap_run:
-                    seg.gaps += 1
-                gap_run = flag
-            if short and not gap_run:
-                seg.gaps += 1
-            self._pending_short = []
+                self._in_gap, self._tentative = short, 0
+            return
+        # A fill run is a gap only once speech resumes after it; fill is appended at the end of a
+        # modem tick, so a loud frame that starts a run may just be the utterance's last words.
+        new_run = short and not self._in_gap
+        self._tentative += new_run
+        self._in_gap = short
+        if loud:
+            confirmed = self._tentative - new_run
+            seg.gaps += confirmed
+            self._tentative -= confirmed
             seg.end, seg.last_frame = t + FRAME_S, index
             seg.loud_frames += 1
             return
-        if seg is None:
-            return
-        self._pending_short.append(short)
-        if t + FRAME_S - seg.end >= self.quiet_s:
+        if t + FRAME_S - seg.end >= self.quiet_s - 1e-6:  # frame times are sums of floats
             self._close()
 
     def flush(self) -> None:
@@ -98,7 +95,6 @@ class SpeechTracker:
     def _close(self) -> None:
         seg = self.current
         self.current = None
-        self._pending_short = []
         if seg is not None and seg.loud_frames >= self.min_loud_frames:
             self.utterances.append(seg)
             self.underruns += seg.gaps
@@ -140,6 +136,7 @@ class FarEndMetrics:
     utterances: list[Segment] = field(default_factory=list)
     uplink_underruns: int = 0
     dtmf_heard: str = ""  # keys the agent sent with AT+VTS
+    errors: list[str] = field(default_factory=list)  # e.g. a line that could not be rendered
     downlink: bytearray = field(default_factory=bytearray)  # everything the modem wrote to the audio port
     uplink: bytearray = field(default_factory=bytearray)  # everything the modem played to the network
 
@@ -280,8 +277,7 @@ class FarEnd:
         self.metrics = FarEndMetrics(scenario=scenario.name)
         self._hangup = hangup
         self._press = press
-        sounds = ([scenario.greeting] if scenario.greeting else []) + [ln.sound for ln in scenario.lines if ln.sound]
-        self._bank = SoundBank(sounds, render)
+        self._bank = SoundBank(scenario.sounds(), render)
         self._tracker = SpeechTracker(quiet_s=scenario.quiet_ms / 1000.0)
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -429,6 +425,8 @@ class FarEnd:
     def _speak(self, sound: Sound, index: int, cut: bool, barge: bool) -> None:
         """Play a sound to the end (or half of it when `cut`), recording the turn on the modem clock."""
         pcm = self._bank.get(sound, self._rate, self._stop)
+        if self._bank.error and self._bank.error not in self.metrics.errors:
+            self.metrics.errors.append(self._bank.error)
         if pcm is None:
             return
         if cut:

@@ -89,6 +89,10 @@ class Scenario:
     ring_interval_s: float = 3.0
     source: Path | None = field(default=None, compare=False)
 
+    def sounds(self) -> list[Sound]:
+        """Everything the far end may play, in order (rendered ahead of time)."""
+        return ([self.greeting] if self.greeting else []) + [line.sound for line in self.lines if line.sound]
+
 
 _TOP_KEYS = {
     "name", "description", "outcome", "answer_delay_s", "greeting", "lines", "echo", "hangup_after_s",

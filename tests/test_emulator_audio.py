@@ -1,0 +1,145 @@
+"""The emulated modem's PCM port: real-time downlink in unaligned chunks, uplink back-pressure, echo."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from cellcall.line.emulator import Faults, ModemEmulator
+from cellcall.line.scenario import Echo, Scenario
+from emulator_client import AtClient, AudioClient, tone
+
+pytestmark = pytest.mark.slow
+
+
+def start_call(faults: Faults | None = None, scenario: Scenario | None = None) -> tuple[ModemEmulator, AtClient]:
+    modem = ModemEmulator(scenario or Scenario(answer_delay_s=0.2), faults=faults)
+    modem.start()
+    at = AtClient(modem.at_port)
+    at.wait_for("^PB DONE$", 3)
+    at.command("ATE0")
+    at.command("ATD+14155550132;")
+    at.wait_for("^VOICE CALL: BEGIN$", 3)
+    time.sleep(0.15)
+    assert at.command("AT+CPCMREG=1") == ["OK"]
+    return modem, at
+
+
+@pytest.fixture
+def call(request: pytest.FixtureRequest) -> Iterator[tuple[ModemEmulator, AtClient]]:
+    modem, at = start_call(*getattr(request, "param", ()))
+    yield modem, at
+    at.close()
+    modem.stop()
+
+
+def byte_rate(chunks: list[tuple[float, int]], skip_s: float = 0.5) -> float:
+    """Least-squares slope of cumulative bytes over read times (robust to scheduling jitter)."""
+    times = np.array([t for t, _ in chunks])
+    total = np.cumsum([n for _, n in chunks])
+    keep = times >= times[0] + skip_s
+    slope, _ = np.polyfit(times[keep] - times[keep][0], total[keep], 1)
+    return float(slope)
+
+
+def measure_downlink(modem: ModemEmulator, seconds: float) -> AudioClient:
+    audio = AudioClient(modem.audio_port)
+    time.sleep(seconds)
+    audio.close()
+    return audio
+
+
+def test_downlink_real_time_in_unaligned_chunks(call: tuple[ModemEmulator, AtClient]) -> None:
+    modem, _ = call
+    audio = measure_downlink(modem, 4.5)
+    rate = byte_rate(audio.chunks)
+    print(f"downlink rate {rate:.1f} B/s over {len(audio.chunks)} reads")
+    assert abs(rate - 16000) / 16000 < 0.01
+    sizes = {n for _, n in audio.chunks}
+    assert any(n % 2 for n in sizes), "expected odd-sized reads (not sample aligned)"
+    assert any(n % 320 for n in sizes), "expected reads that are not whole 20 ms frames"
+    assert modem.metrics.downlink[: len(audio.received)] == audio.received  # byte-exact, nothing lost
+
+
+@pytest.mark.parametrize("call", [(Faults(volte_16k=True),)], indirect=True)
+def test_volte_16k_despite_cpcmfrm_readback(call: tuple[ModemEmulator, AtClient]) -> None:
+    modem, at = call
+    assert at.command("AT+CPCMFRM?") == ["+CPCMFRM: 0", "OK"]
+    rate = byte_rate(measure_downlink(modem, 3.0).chunks)
+    print(f"VoLTE downlink rate {rate:.1f} B/s")
+    assert abs(rate - 32000) / 32000 < 0.01
+
+
+def test_uplink_back_pressure_at_exactly_real_time(call: tuple[ModemEmulator, AtClient]) -> None:
+    modem, _ = call
+    fd = os.open(modem.audio_port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        time.sleep(0.5)  # the route starts a few hundred ms after CPCMREG=1
+        block = tone(500)
+        accepted: list[tuple[float, int]] = []
+        refused = 0
+        end = time.monotonic() + 5.0
+        while time.monotonic() < end:
+            try:
+                accepted.append((time.monotonic(), os.write(fd, block)))
+            except BlockingIOError:
+                refused += 1  # the port is full: the host must wait, exactly as on the modem
+                time.sleep(0.005)
+    finally:
+        os.close(fd)
+    assert refused > 0, "writing as fast as possible must fill the port"
+    filled = next(i for i, (t, _) in enumerate(accepted) if t > accepted[0][0] + 1.5)
+    rate = byte_rate(accepted[filled:], skip_s=0.0)
+    print(f"uplink accepted at {rate:.1f} B/s once the port was full ({refused} refused writes)")
+    assert abs(rate - 16000) / 16000 < 0.02
+
+
+@pytest.mark.parametrize("call", [(Faults(uplink_stall_after_s=1.0),)], indirect=True)
+def test_uplink_stall_is_one_way_audio(call: tuple[ModemEmulator, AtClient]) -> None:
+    modem, _ = call
+    fd = os.open(modem.audio_port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    downlink = AudioClient(modem.audio_port)
+    try:
+        time.sleep(1.3)  # past the stall
+        written = 0
+        with pytest.raises(BlockingIOError):
+            for _ in range(10_000):
+                written += os.write(fd, tone(100))
+        size_before = len(modem.metrics.uplink)
+        time.sleep(0.5)
+        assert len(downlink.received) > 0
+    finally:
+        downlink.close()
+        os.close(fd)
+    played = np.frombuffer(bytes(modem.metrics.uplink[size_before:]), dtype="<i2")
+    assert played.size > 0 and not played.any(), "after the stall the far end hears only silence"
+    assert written < 200_000, "nothing drains the port any more"
+
+
+def test_echo_mixes_the_uplink_back_late_and_quiet() -> None:
+    scenario = Scenario(answer_delay_s=0.2, echo=Echo(gain_db=-18, delay_ms=60))
+    modem, at = start_call(scenario=scenario)
+    audio = AudioClient(modem.audio_port, lead_ms=120)
+    try:
+        time.sleep(0.6)
+        audio.play(tone(1000, level=0.5))
+        time.sleep(2.0)
+    finally:
+        audio.close()
+        at.close()
+        modem.stop()
+    up = np.frombuffer(bytes(modem.metrics.uplink), dtype="<i2").astype(np.float64)
+    down = np.frombuffer(bytes(modem.metrics.downlink[: len(modem.metrics.downlink) // 2 * 2]), dtype="<i2")
+    down = down.astype(np.float64)[: up.size]
+    start_up = int(np.argmax(np.abs(up) > 1000))
+    start_down = int(np.argmax(np.abs(down) > 1000 * 10 ** (-18 / 20)))
+    delay_ms = (start_down - start_up) / 8
+    level_db = 20 * np.log10(np.abs(down).max() / np.abs(up).max())
+    print(f"echo delay {delay_ms:.1f} ms, level {level_db:.1f} dB")
+    assert 55 <= delay_ms <= 65
+    assert -19 <= level_db <= -17
+
