@@ -145,6 +145,24 @@ def status(
 
 
 @app.command()
+def sim(
+    scenario: str = typer.Argument("dentist", help="Far-end scenario: built-in name or path to a .toml file."),
+    ring: Optional[str] = typer.Option(None, "--ring", help="Ring the host from this number instead of waiting for ATD."),
+    fault: list[str] = typer.Option([], "--fault", help="Emulator fault KEY[=VALUE], e.g. vanish_after_s=5, doubled_crlf."),
+) -> None:
+    """Run the emulated SIM7600G-H on two ptys; print their paths, then the far end's measurements."""
+    from cellcall.line.scenario import ScenarioError
+    from cellcall.line.sim import SimError, format_metrics, run_sim
+
+    try:
+        metrics = run_sim(scenario, ring, fault, typer.echo)
+    except (ScenarioError, SimError, ImportError, RuntimeError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(format_metrics(metrics))
+
+
+@app.command()
 def doctor(
     line: Optional[str] = typer.Option(None, "--line", help="emulator | sim7600 (default: line.kind in settings)."),
     at_port: Optional[str] = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
