@@ -3,7 +3,8 @@
 A push must be accepted (HTTP 200) and reach the agent: there is no model key here, so the gateway's model
 provider is a local recorder (tests/openclaw_gateway.py) and a test waits until the agent was sent the push's
 text. Also checked for real: a wrong token gets 401 and cellcall says so, a push made while the gateway is
-down is delivered after it starts, the `openclaw` CLI transport. The skill and memory search are in test_openclaw_cli.py.
+down is delivered after it starts, the `openclaw` CLI transport, and one simulated call end to end (place_call
+on the emulated modem, then the push). The skill and memory search are in test_openclaw_cli.py.
 """
 
 from __future__ import annotations
@@ -18,17 +19,23 @@ import pytest
 from openclaw_gateway import Gateway, ModelRecorder, OpenClawInstall, OpenClawUnavailable, openclaw_install  # noqa: F401 (fixture)
 from test_openclaw_push import make_record
 
+from cellcall.call import place_call
 from cellcall.config import Settings
+from cellcall.engines.cache import shared_engines
+from cellcall.goal import load_goal
 from cellcall.openclaw import deliver_pending, notify_call_finished, queue_for, wait_for_deliveries
 from cellcall.openclaw_payload import push_payload
 from cellcall.openclaw_push import DELIVERED, REJECTED, deliver
 from cellcall.openclaw_setup import hook_mapping
+from cellcall.record import CallStatus
+from cellcall.run import emulated_line
 
 pytestmark = [pytest.mark.openclaw, pytest.mark.slow]
 
 HOOKS_TOKEN = "hooks-" + uuid.uuid4().hex
 GATEWAY_TOKEN = "gateway-" + uuid.uuid4().hex
 VENV_BIN = Path(sys.executable).parent  # holds the `cellcall` command
+DENTIST = Path(__file__).resolve().parents[1] / "goals" / "examples" / "dentist.md"
 
 
 @pytest.fixture(scope="module")
@@ -137,3 +144,25 @@ def test_cli_mode_delivers_a_system_event_and_reports_a_bad_token(running: Gatew
     rejected = deliver(settings.openclaw, payload, 10)
     assert rejected.kind == REJECTED and "OpenClaw rejected the token (openclaw CLI)" in rejected.message
     assert settings.openclaw.token not in rejected.message
+
+
+def test_a_simulated_call_ends_with_its_outcome_in_the_agents_session(running: Gateway, recorder: ModelRecorder, tmp_path: Path) -> None:
+    """place_call on the emulated modem through the real driver (the far end is busy: no model time), then the push."""
+    settings = push_settings(tmp_path, running)
+    settings.llm.backend = "embedded"  # no Ollama server here
+    settings.openclaw.memory_notes = True
+    settings.openclaw.workspace = str(tmp_path / "workspace")
+    engines = shared_engines(settings)  # shared with the other end-to-end tests in this run
+    with emulated_line(settings, "busy", engines) as (line, emulator):
+        result = place_call(load_goal(DENTIST), settings, line, engines=engines)
+    record = result.record
+    assert record.status is CallStatus.BUSY and any(way == "rx" and text.startswith("ATD") for _, way, text in emulator.at_log)
+
+    notify_call_finished(settings, record, result.folder)  # what the call's caller does once the reports are written
+    assert wait_for_deliveries(30)
+    assert queue_for(settings).entries() == []
+    recorder.wait_for(f"Call id: {record.call_id}")
+    recorder.wait_for(f"Report: {result.report.resolve()}", timeout_s=5)
+    recorder.wait_for("cellcall: outbound call to +14155550132 (goal dentist) ended: busy", timeout_s=5)
+    note = (tmp_path / "workspace" / "memory" / f"{record.started.strftime('%Y-%m-%d')}.md").read_text(encoding="utf-8")
+    assert f"(call {record.call_id})" in note and str(result.report.resolve()) in note

@@ -253,6 +253,7 @@ def test_token_never_reaches_messages_queue_files_or_logs(tmp_path: Path, fake_g
 # --- the queue's life cycle ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_push_waits_on_disk_while_gateway_is_down_then_is_delivered(tmp_path: Path, fake_gateway) -> None:
     settings = settings_for(tmp_path, closed_port_url())
     notify_call_finished(settings, make_record(), tmp_path / "call")
@@ -298,6 +299,7 @@ def test_disabled_push_writes_nothing(tmp_path: Path) -> None:
     assert not queue_for(settings).path.exists()
 
 
+@pytest.mark.slow
 def test_notify_returns_within_50_ms_even_when_the_gateway_hangs(tmp_path: Path) -> None:
     """The call thread must not wait on the network: measured over 10 notifications to a gateway that never answers."""
     with socket.socket() as silent:
