@@ -40,6 +40,8 @@ def deliver(config: OpenClawSettings, payload: dict[str, Any], timeout_s: float)
     """Send one push the way `config.mode` says; never raises."""
     if config.mode not in MODES:
         return Outcome(FAILED, f"openclaw.mode must be one of {', '.join(MODES)}, not {config.mode!r}")
+    if not isinstance(payload.get("text"), str) or not isinstance(payload.get("callId"), str):
+        return Outcome(FAILED, "malformed queue entry: the payload needs a text and a callId")
     try:
         outcome = _via_cli(config, payload) if config.mode == "cli" else _via_hooks(config, payload, timeout_s)
     except Exception as exc:  # noqa: BLE001 - a push must never take the call down with it

@@ -339,6 +339,11 @@ def test_cli_command_uses_system_event_or_message_send_and_keeps_the_token_off_a
     assert gateway_ws_url("http://127.0.0.1:18789") == "ws://127.0.0.1:18789"
 
 
+def test_a_malformed_queue_entry_fails_instead_of_retrying_forever(tmp_path: Path) -> None:
+    outcome = deliver(settings_for(tmp_path).openclaw, {"callId": "x"}, 1.0)
+    assert outcome.kind == FAILED and "malformed queue entry" in outcome.message
+
+
 def test_unknown_mode_is_a_clear_failure(tmp_path: Path) -> None:
     settings = settings_for(tmp_path, mode="webhook")
     outcome = deliver(settings.openclaw, push_payload(make_record(), tmp_path), 1.0)
