@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cellcall.bench.report import write_section
 from cellcall.config import Settings
-from cellcall.engines import ChatMessage
+from cellcall.engines import ChatMessage, Transcriber
 from cellcall.engines.cache import Engines
 
 SENTENCES = [
@@ -33,6 +33,7 @@ SYSTEM = ChatMessage(
     "You are Alex, a friendly assistant calling a dental office for Sam Taylor. Objective: move Sam's cleaning "
     "from Tuesday 3 pm to a Friday morning. Speak in one or two short sentences.",
 )
+INCREMENTAL_RUNS = 3  # each feeds its utterance in real time, so fewer runs
 QUESTIONS = [
     "Hello, Bright Smile Dental, how can I help you?",
     "Sure, what is the patient's name?",
@@ -60,6 +61,20 @@ def _timed(step: Callable[[], object]) -> float:
     return time.perf_counter() - started
 
 
+def _end_of_speech_wait(stt: Transcriber, pcm: bytes) -> tuple[float, float]:
+    """ms from the endpoint (500 ms of silence) to the final text: whole decode vs incremental.
+
+    The incremental session is fed at line pace (20 ms frames), as the voice loop feeds it."""
+    audio = pcm + b"\0\0" * (stt.sample_rate // 2)
+    whole = stt.transcribe(audio).compute_s
+    session = stt.incremental()
+    frame = stt.sample_rate * 2 // 50
+    for start in range(0, len(audio), frame):
+        session.feed(audio[start : start + frame])
+        time.sleep(0.02)
+    return whole * 1000, session.finish().compute_s * 1000
+
+
 def measure(settings: Settings, runs: int) -> list[Figure]:
     """Load the engines once, then measure each over `runs` rounds."""
     if runs < 1:
@@ -70,6 +85,8 @@ def measure(settings: Settings, runs: int) -> list[Figure]:
     llm_load = _timed(engines.llm)
     tts, stt, llm = engines.tts(), engines.stt(), engines.llm()
     first_chunk, tts_rtf, stt_rtf, ttft, rate = [], [], [], [], []
+    stt_whole: list[float] = []
+    stt_incremental: list[float] = []
     for i in range(runs):
         text = SENTENCES[i % len(SENTENCES)]
         started = time.perf_counter()
@@ -81,6 +98,10 @@ def measure(settings: Settings, runs: int) -> list[Figure]:
         tts_rtf.append((time.perf_counter() - started) / audio_s)
         heard = stt.transcribe(pcm)
         stt_rtf.append(heard.compute_s / heard.audio_s)
+        if i < INCREMENTAL_RUNS:
+            whole_ms, incremental_ms = _end_of_speech_wait(stt, pcm)
+            stt_whole.append(whole_ms)
+            stt_incremental.append(incremental_ms)
     llm.warm([SYSTEM])
     for i in range(runs):
         messages = [SYSTEM, ChatMessage("user", QUESTIONS[i % len(QUESTIONS)])]
@@ -94,6 +115,8 @@ def measure(settings: Settings, runs: int) -> list[Figure]:
     return [
         Figure(f"STT load ({stt.name})", [stt_load], "s"),
         Figure("STT real-time factor (8 kHz speech)", stt_rtf, ""),
+        Figure("STT endpoint -> final text, whole-utterance decode", stt_whole, "ms"),
+        Figure("STT endpoint -> final text, incremental (fed at line pace)", stt_incremental, "ms"),
         Figure(f"TTS load ({tts.name})", [tts_load], "s"),
         Figure("TTS time to first chunk", first_chunk, "ms"),
         Figure("TTS real-time factor", tts_rtf, ""),
