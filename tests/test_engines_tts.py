@@ -59,6 +59,7 @@ def test_cancel_mid_sentence_stops_within_one_chunk() -> None:
             cancel.set()
     full = len(tts.render(LINES[0]))
     assert len(chunks) == 2 and sum(map(len, chunks)) < full / 4
+    assert list(tts.synthesize(LINES[1], cancel=cancel)) == []  # already cancelled: nothing rendered
 
 
 @pytest.mark.slow

@@ -79,7 +79,7 @@ class PiperSynthesizer:
     def synthesize(self, text: str, cancel: threading.Event | None = None) -> Iterator[bytes]:
         """s16le chunks at `sample_rate`, the first as soon as the first sentence is rendered."""
         spoken = speakable(text)
-        if not spoken:
+        if not spoken or (cancel is not None and cancel.is_set()):
             return
         resampler = soxr.ResampleStream(self.voice_rate, self.sample_rate, 1, dtype="int16", quality="HQ")
         chunk_samples = self.sample_rate * CHUNK_MS // 1000
