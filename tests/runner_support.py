@@ -137,5 +137,13 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def join_new_threads(before: set[threading.Thread], timeout: float) -> None:
+    """Wait for threads started since `before` (a call's loaders and workers) to end: native code still
+    running in one at interpreter exit can abort the whole test process."""
+    deadline = time.monotonic() + timeout
+    for thread in set(threading.enumerate()) - before:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+
 def atd_count(at_log: list[tuple[float, str, str]]) -> int:
     return sum(1 for _, direction, line in at_log if direction == "rx" and line.upper().startswith("ATD"))

@@ -6,10 +6,11 @@ runner is covered by test_runner_crash.py; the queue mechanics by test_runner_qu
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
 import pytest
-from runner_support import RunnerThread, atd_count, goal_text, wait_for
+from runner_support import RunnerThread, atd_count, goal_text, join_new_threads, wait_for
 
 from cellcall.config import Settings
 from cellcall.events import EventLog
@@ -21,7 +22,7 @@ from cellcall.runner import default_call_fns, settle_engines
 
 CALLER = "+14155550199"
 CALLS_IN = Scenario(
-    name="pat", outcome="answer", ring_cycles=6, ring_interval_s=0.6, hangup_when_done=True, hangup_after_s=12,
+    name="pat", outcome="answer", ring_cycles=6, ring_interval_s=2.0, hangup_when_done=True, hangup_after_s=12,
     lines=(ScenarioLine(sound=Sound(say="Hi, this is Pat. Please tell Sam that I called."), wait_for_agent=True),),
 )
 INBOUND = "---\ndirection: inbound\npersona: Alex, Sam's assistant\nobjective: Find out who is calling and why, take a message\n---\n"
@@ -34,6 +35,7 @@ def test_an_inbound_call_is_answered_after_two_rings_and_reported(tmp_path: Path
     (goals / "inbound.md").write_text(INBOUND)
     settings = Settings()
     settings.paths.outbox = str(tmp_path / "outbox")
+    threads_before = set(threading.enumerate())
     place, answer, engines = default_call_fns(settings)
     settle_engines(engines, EventLog(io.StringIO()))  # models warm, as in a long-running watch
     with ModemEmulator(scenario=CALLS_IN) as emu, RunnerThread(
@@ -42,6 +44,7 @@ def test_an_inbound_call_is_answered_after_two_rings_and_reported(tmp_path: Path
         wait_for(lambda: bool(run.events("line-up")), 20, "the line to open")
         emu.incoming_call(CALLER)
         wait_for(lambda: bool(run.events("inbound-done")), 120, "the inbound call answered and finished")
+    join_new_threads(threads_before, 30.0)
     assert atd_count(emu.at_log) == 0
     [record] = list_calls(tmp_path / "outbox")
     assert (record.direction.value, record.number, record.goal) == ("inbound", CALLER, "inbound")

@@ -22,7 +22,7 @@ from cellcall.outbox import list_calls
 
 CALLER = "+14155550199"
 INBOUND = '---\ndirection: inbound\npersona: Alex, who answers for Sam\nobjective: Take a message\n---\n'
-RINGING = Scenario(name="caller", outcome="answer", answer_delay_s=0.2, silent=True, ring_cycles=4, ring_interval_s=0.5)
+RINGING = Scenario(name="caller", outcome="answer", answer_delay_s=0.2, silent=True, ring_cycles=3, ring_interval_s=1.5)
 
 
 def _setup(tmp_path: Path, inbound: bool = True) -> tuple[Settings, Path]:
