@@ -142,7 +142,7 @@ class AudioClient:
                 continue
             try:
                 self.port.write(chunk)
-            except (serial.SerialException, OSError):
+            except (serial.SerialException, OSError, TypeError):  # TypeError: closed while blocked
                 return
             sent += due
 

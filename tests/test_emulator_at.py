@@ -39,6 +39,15 @@ def connect(at: AtClient) -> None:
     at.wait_for("^VOICE CALL: BEGIN$", 3)
 
 
+def enable_pcm(at: AtClient) -> str:
+    """AT+CPCMREG=1 (must say OK), then what AT+CPCMREG? reads once acceptance had time to happen."""
+    assert at.command("AT+CPCMREG=1") == ["OK"]
+    time.sleep(0.6)
+    reply = at.command("AT+CPCMREG?")
+    assert reply[-1] == "OK"
+    return reply[0]
+
+
 def test_echo_until_ate0_and_boot_urcs_after_open(at: AtClient) -> None:
     assert bytes(at.raw) == b"\r\nRDY\r\n\r\n+CPIN: READY\r\n\r\nSMS DONE\r\n\r\nPB DONE\r\n"
     assert at.command("AT") == ["AT", "OK"]
@@ -94,29 +103,23 @@ def test_cpcmreg_acceptance_is_asynchronous(at: AtClient) -> None:
 def test_flaky_cpcmreg_first_ok_routes_nothing(modem: ModemEmulator, at: AtClient) -> None:
     connect(at)
     time.sleep(0.2)
-    assert at.command("AT+CPCMREG=1") == ["OK"]
-    time.sleep(0.6)
-    assert at.command("AT+CPCMREG?") == ["+CPCMREG: 0", "OK"]
-    assert at.command("AT+CPCMREG=1") == ["OK"]
-    time.sleep(0.6)
-    assert at.command("AT+CPCMREG?") == ["+CPCMREG: 1", "OK"]
+    assert enable_pcm(at) == "+CPCMREG: 0"
+    assert enable_pcm(at) == "+CPCMREG: 1"
 
 
 def test_cpcmreg_left_on_breaks_the_next_call_until_reset(modem: ModemEmulator, at: AtClient) -> None:
     connect(at)
     time.sleep(0.2)
-    at.command("AT+CPCMREG=1")
-    time.sleep(0.4)
+    enable_pcm(at)
     at.command("AT+CHUP")
     connect(at)
     time.sleep(0.2)
-    at.command("AT+CPCMREG=1")
-    time.sleep(0.6)
-    assert modem._pump is None  # the stale route from the last call: nothing flows
-    assert at.command("AT+CPCMREG=0,1") == ["OK"]
-    assert at.command("AT+CPCMREG=1") == ["OK"]
-    time.sleep(0.6)
-    assert at.command("AT+CPCMREG?") == ["+CPCMREG: 1", "OK"]
+    enable_pcm(at)
+    with serial.Serial(modem.audio_port, timeout=0.5) as audio:
+        assert audio.read(100) == b""  # the stale route from the last call: nothing flows
+        assert at.command("AT+CPCMREG=0,1") == ["OK"]
+        assert enable_pcm(at) == "+CPCMREG: 1"
+        assert len(audio.read(100)) == 100
 
 
 def test_chup_reports_duration(modem: ModemEmulator, at: AtClient) -> None:
@@ -174,7 +177,7 @@ def test_busy_and_no_answer(modem: ModemEmulator, at: AtClient, outcome: str, ur
     assert at.command(f"ATD{NUMBER};") == ["OK"]
     at.wait_for(f"^{urc}$", 3)
     assert time.monotonic() - started >= 0.45
-    assert modem.done.is_set()
+    assert modem.done.is_set() and modem.metrics.ended_by == "far_end" and modem.metrics.answered_at is None
     assert at.command("ATD+14155550100;") == ["OK"]  # the line is free again
 
 

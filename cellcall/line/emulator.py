@@ -172,7 +172,7 @@ class ModemEmulator:
         for timer in self._timers:
             timer.cancel()
         with self._lock:
-            self._end_call(by="host", urcs=())
+            self._end_call(by="stopped", urcs=())
         for thread in self._threads:
             thread.join(timeout=2)
         self._at.vanish()
@@ -537,6 +537,8 @@ class ModemEmulator:
             self._urc(text)
         if call.farend is not None:
             call.farend.ended(by)
+        else:
+            self.metrics.ended_at, self.metrics.ended_by = time.monotonic(), by
         self.done.set()
 
     def _new_call(self, number: str, incoming: bool, scenario: Scenario) -> _Call:
@@ -550,6 +552,8 @@ class ModemEmulator:
                 press=lambda digit: self._press(call, digit),
             )
             self.metrics = call.farend.metrics
+        else:
+            self.metrics = FarEndMetrics(scenario=scenario.name)
         self._call = call
         self.done.clear()
         self._clcc_urc(call)

@@ -131,7 +131,7 @@ class FarEndMetrics:
     answered_at: float | None = None
     audio_at: float | None = None  # first sample of the audio route
     ended_at: float | None = None
-    ended_by: str | None = None  # "far_end" | "host" | "lost" (ports vanished)
+    ended_by: str | None = None  # "far_end" | "host" | "lost" (ports vanished) | "missed" | "stopped" (emulator stopped)
     turns: list[FarEndTurn] = field(default_factory=list)
     utterances: list[Segment] = field(default_factory=list)
     uplink_underruns: int = 0
