@@ -10,6 +10,7 @@ The far end (what the callee says and hears) is a `FarEnd` playing a `Scenario`.
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import shutil
@@ -23,6 +24,8 @@ from pathlib import Path
 from cellcall.line.farend import FarEnd, FarEndMetrics, Render, default_render
 from cellcall.line.ptyport import PtyPort
 from cellcall.line.scenario import Scenario
+
+log = logging.getLogger(__name__)
 
 BOOT_URCS = ("RDY", "+CPIN: READY", "SMS DONE", "PB DONE")
 IDENTITY = (
@@ -299,6 +302,9 @@ class ModemEmulator:
                     info += self._execute(part)
             except _AtError as exc:
                 final = self._error_text(exc.code)
+            except Exception:  # an emulator bug must not kill the AT port: answer ERROR and say why in the log
+                log.exception("emulated modem failed on %r", line)
+                final = "ERROR"
             prompt = self._sms_to is not None
         if info:
             self._send("\r\n" + "\r\n".join(info) + "\r\n", info)
@@ -634,7 +640,11 @@ class ModemEmulator:
             if pump is None or now < pump.t0:
                 self._audio.read(65536)  # not routed: the modem discards what the host sends
                 continue
-            pump.run(now, self._audio)
+            try:
+                pump.run(now, self._audio)
+            except Exception:  # keep the clock running; a far-end bug costs this route, not the modem
+                log.exception("emulated audio route failed; dropping it")
+                self._pump = None
 
     # ---- SMS ------------------------------------------------------------------------------------
 
