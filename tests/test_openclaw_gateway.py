@@ -25,7 +25,7 @@ from cellcall.engines.cache import shared_engines
 from cellcall.goal import load_goal
 from cellcall.openclaw import deliver_pending, notify_call_finished, queue_for, wait_for_deliveries
 from cellcall.openclaw_payload import push_payload
-from cellcall.openclaw_push import DELIVERED, REJECTED, deliver
+from cellcall.openclaw_push import DELIVERED, FAILED, REJECTED, deliver
 from cellcall.openclaw_setup import hook_mapping
 from cellcall.record import CallStatus
 from cellcall.run import emulated_line
@@ -130,7 +130,7 @@ def test_wrong_token_gets_401_and_cellcall_says_so_clearly(running: Gateway, tmp
     assert deliver_pending(settings, retry_failed=True).delivered == [call_id]
 
 
-def test_cli_mode_delivers_a_system_event_and_reports_a_bad_token(running: Gateway, recorder: ModelRecorder, openclaw_install: OpenClawInstall,
+def test_cli_mode_delivers_a_system_event_and_reports_channel_and_token_errors(running: Gateway, recorder: ModelRecorder, openclaw_install: OpenClawInstall,
                                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", f"{openclaw_install.openclaw_bin}{os.pathsep}{openclaw_install.node_bin}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("OPENCLAW_HOME", str(tmp_path / "cli-home"))
@@ -140,6 +140,10 @@ def test_cli_mode_delivers_a_system_event_and_reports_a_bad_token(running: Gatew
     delivered = deliver(settings.openclaw, payload, 10)
     assert delivered.kind == DELIVERED, delivered.message
     recorder.wait_for(f"Call id: {call_id}")
+    settings.openclaw.cli_channel, settings.openclaw.cli_target = "telegram", "123456789"  # no Telegram account here
+    unsent = deliver(settings.openclaw, payload, 10)  # `message send` is parsed and refused for OpenClaw's own reason
+    assert unsent.kind == FAILED and unsent.message.startswith("openclaw CLI failed (exit 1): ") and "Telegram" in unsent.message
+    settings.openclaw.cli_channel = settings.openclaw.cli_target = ""
     settings.openclaw.token = "wrong-" + uuid.uuid4().hex
     rejected = deliver(settings.openclaw, payload, 10)
     assert rejected.kind == REJECTED and "OpenClaw rejected the token (openclaw CLI)" in rejected.message
