@@ -367,3 +367,19 @@ def test_periodic_delivery_sends_what_was_queued_while_the_gateway_was_down(tmp_
     assert not thread.is_alive()
     settings.openclaw.enabled = False
     assert start_periodic_delivery(settings, stop) is None
+
+
+@pytest.mark.slow
+def test_a_one_shot_process_sends_its_push_before_it_exits(tmp_path: Path, fake_gateway) -> None:
+    """`cellcall run` exits right after the call: interpreter exit waits (briefly) for the background push."""
+    gateway = fake_gateway()
+    script = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[3])\n"
+        "from test_openclaw_push import make_record, settings_for\n"
+        "from cellcall.openclaw import notify_call_finished\n"
+        "notify_call_finished(settings_for(Path(sys.argv[1]), sys.argv[2]), make_record(), Path(sys.argv[1]) / 'call')\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(tmp_path), gateway.url, str(Path(__file__).parent)],
+                   check=True, timeout=60)
+    assert len(gateway.received) == 1
+    assert queue_for(settings_for(tmp_path)).entries() == []
