@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cellcall.engines.sentences import Sentence, SentenceSplitter, split_sentences
@@ -58,6 +58,7 @@ def test_a_long_first_sentence_is_cut_at_a_comma_to_start_speech_sooner() -> Non
     assert later == ["Ok.", text]  # only the first sentence is cut
 
 
+@settings(max_examples=400)
 @given(st.lists(st.sampled_from(["Hi", " there", ".", " ", ",", "[HANG", "UP]", "[OBJECTIVE_MET]", " ok", "!", "\n", "[", "x]"]), max_size=40))
 def test_no_text_is_lost_and_no_tag_is_ever_spoken(tokens: list[str]) -> None:
     sentences = list(split_sentences(tokens))
@@ -65,4 +66,6 @@ def test_no_text_is_lost_and_no_tag_is_ever_spoken(tokens: list[str]) -> None:
     assert re.search(r"\[\s*HANG\s*UP\s*\]|OBJECTIVE_MET", spoken) is None
     for word in ("Hi", "there", "ok"):
         assert spoken.count(word) == "".join(tokens).count(word)
-    assert ("[HANGUP]" in "".join(tokens)) == any("HANGUP" in s.tags for s in sentences)
+    other_tags_lifted = "".join(tokens).replace("[OBJECTIVE_MET]", " ")
+    said_hangup = re.search(r"\[\s*HANG\s*UP\s*\]", other_tags_lifted) is not None  # "[HANG UP]" counts too
+    assert said_hangup == any("HANGUP" in s.tags for s in sentences)
