@@ -143,3 +143,28 @@ def test_echo_mixes_the_uplink_back_late_and_quiet() -> None:
     assert 55 <= delay_ms <= 65
     assert -19 <= level_db <= -17
 
+
+
+def test_volte_far_end_speech_keeps_its_length_and_pitch() -> None:
+    from cellcall.line.scenario import ScenarioLine, Sound, Tone
+
+    from emulator_client import loud_spans
+
+    line = ScenarioLine(sound=Sound(tone=Tone(hz=500, ms=400)), pause_s=2.0)  # well after the route is up
+    modem, at = start_call(Faults(volte_16k=True), Scenario(answer_delay_s=0.2, lines=(line,)))
+    audio = AudioClient(modem.audio_port, rate=16000)
+    try:
+        time.sleep(3.0)
+    finally:
+        audio.close()
+        at.close()
+        modem.stop()
+    spans = loud_spans(bytes(audio.received), 16000)
+    assert len(spans) == 1
+    assert spans[0][1] - spans[0][0] == pytest.approx(0.4, abs=0.03)
+    received = bytes(audio.received)
+    pcm = np.frombuffer(received[: len(received) // 2 * 2], dtype="<i2").astype(np.float64)  # reads are unaligned
+    start = int(spans[0][0] * 16000) + 800
+    window = pcm[start : start + 3200]
+    peak_hz = np.argmax(np.abs(np.fft.rfft(window))) * 16000 / window.size
+    assert peak_hz == pytest.approx(500, abs=10)

@@ -285,7 +285,7 @@ class FarEnd:
         # Route state (touched by the modem's audio thread under _cond).
         self._rate = RENDER_RATE
         self._t0: float | None = None
-        self._playing: tuple[bytes, float] | None = None  # (pcm, modem-clock time of its first sample)
+        self._playing: tuple[bytes, float, int] | None = None  # (pcm, time of its first sample, its rate)
         self._spoke_until = 0.0
         self._echo = bytearray()
         self._frame_buf = bytearray()
@@ -325,7 +325,10 @@ class FarEnd:
             out = np.zeros(count, dtype=np.float32)
             if self._playing is not None:
                 # Speech runs on the far end's wall clock: what plays while audio is not routed is lost.
-                pcm, at = self._playing
+                pcm, at, rate = self._playing
+                if rate != self._rate:  # the route came up at another rate than the sound was prepared for
+                    pcm = resample(pcm, rate, self._rate)
+                    self._playing = (pcm, at, self._rate)
                 lo = first - round((at - self._t0) * self._rate)
                 hi = lo + count
                 speech = np.frombuffer(pcm, dtype="<i2")
@@ -433,7 +436,7 @@ class FarEnd:
             pcm = pcm[: len(pcm) // 4 * 2]
         start = time.monotonic() + FRAME_S
         with self._cond:
-            self._playing = (pcm, start)
+            self._playing = (pcm, start, self._rate)
         end = start + len(pcm) / 2 / self._rate
         self._spoke_until = end
         if index >= 0:
