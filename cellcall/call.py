@@ -65,6 +65,7 @@ class CallResult:
     record: CallRecord
     folder: Path
     report: Path
+    loop: LoopResult | None = None  # the voice loop's own account (None when the call was never answered)
 
 
 def exit_code(status: CallStatus) -> int:
@@ -230,7 +231,7 @@ class _Session:
             result = loop.run(backlog)
         except Exception as exc:  # noqa: BLE001 - a bug in the loop still ends in a hang-up and reports
             result = LoopResult(f"internal error: {exc}", CallStatus.FAILED, f"{type(exc).__name__}: {exc}",
-                                set(loop.tags), list(loop.turns), list(loop.latencies), loop.barge_ins)
+                                set(loop.tags), list(loop.turns), list(loop.latencies), list(loop.barge_ins))
             self._hangup()
         self.loop_result, self.recorder = result, loop.recorder
         if result.reason != "remote hang-up" and result.status is not CallStatus.FAILED:
@@ -295,14 +296,14 @@ class _Session:
         record, result = self.record, self.loop_result
         if result is not None:
             record.turns, record.latency = result.turns, result.latencies
-            record.extra["barge_ins"] = result.barge_ins
+            record.extra["barge_ins"] = len(result.barge_ins)
             self._summarise(result.tags)
         if self.recorder is not None and self.settings.outbox.audio:
             caller, agent = self.recorder.tracks()
             self.outbox.write_audio(caller, agent, self.recorder.sample_rate)
         report = self.outbox.finalize(record)
         self.observer.on_state("done")
-        return CallResult(record, self.outbox.path, report)
+        return CallResult(record, self.outbox.path, report, result)
 
     def _summarise(self, tags: set[str]) -> None:
         record = self.record

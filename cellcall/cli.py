@@ -264,10 +264,13 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="Print the final call record as JSON instead of the live view."),
 ) -> None:
     """Place the call described by GOAL: live view while it runs, then the report's path."""
-    from cellcall.run import run_goal
+    from cellcall.run import EXIT_BAD_GOAL, end_process, run_goal
 
     overrides = {"line.kind": line, "line.scenario": scenario, "line.at_port": at_port, "line.audio_port": audio_port}
-    raise typer.Exit(run_goal(goal, settings(overrides), scenario=scenario, at_port=at_port, audio_port=audio_port, as_json=as_json))
+    code = run_goal(goal, settings(overrides), scenario=scenario, at_port=at_port, audio_port=audio_port, as_json=as_json)
+    if code == EXIT_BAD_GOAL:
+        raise typer.Exit(code)  # nothing was started: a normal exit
+    end_process(code)
 
 
 @bench_app.command("calls")

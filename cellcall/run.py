@@ -11,10 +11,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 
@@ -23,17 +26,17 @@ from cellcall.config import Settings
 from cellcall.engines import Synthesizer
 from cellcall.engines.cache import Engines, shared_engines
 from cellcall.goal import Goal, GoalError, load_goal
-from cellcall.line import Line
+from cellcall.line import Line, LineError
 from cellcall.line.emulator import Faults, ModemEmulator
 from cellcall.line.factory import make_line
 from cellcall.line.farend import RENDER_RATE, FarEndMetrics
-from cellcall.line.scenario import load_scenario
+from cellcall.line.scenario import ScenarioError, load_scenario
 from cellcall.policy import DialLedger, PolicyRefusal, check_dial
 from cellcall.trace import span_stats
 from cellcall.view import LiveView
 from cellcall.voice.audio import resample
 
-EXIT_BAD_GOAL = 2
+EXIT_BAD_GOAL = 2  # the goal, the scenario or the line given cannot be used (nothing was dialled)
 
 
 def far_end_render(engines: Engines):
@@ -107,23 +110,49 @@ def run_goal(
     engines = shared_engines(call_settings(goal, settings))
     view = LiveView(f"{goal.name} -> {goal.number}", console) if not as_json else CallObserver()
     with stop_on_signals() as stop:
-        if refused(goal, settings):
-            result, metrics = place_call(goal, settings, _UnopenedLine(), engines=engines, stop=stop), None
-        elif settings.line.kind == "emulator":
-            engines.preload()
-            with emulated_line(settings, scenario or settings.line.scenario, engines) as (line, emulator):
-                result = _with_view(view, goal, settings, line, engines, stop)
-            metrics = emulator.metrics
-        else:
-            line = make_line(settings, at_port, audio_port)
-            line.open()
-            try:
-                result = _with_view(view, goal, settings, line, engines, stop)
-            finally:
-                line.close()
-            metrics = None
+        try:
+            result, metrics = _call(goal, settings, engines, view, stop, scenario, at_port, audio_port)
+        except (LineError, ScenarioError) as exc:  # no modem at those ports, an unknown scenario...
+            console.print(f"error: {exc}", style="red", markup=False, highlight=False)
+            return EXIT_BAD_GOAL
     _print_result(console, result, metrics, as_json)
+    settle(engines)
     return exit_code(result.record.status)
+
+
+def settle(engines: Engines) -> None:
+    """Let model loads still running finish (a busy line ends the call while they load): native
+    loaders abort the interpreter if it shuts down under them."""
+    for load in (engines.stt, engines.tts, engines.llm):
+        try:
+            load()
+        except Exception:  # noqa: BLE001 - a model that cannot load no longer matters on the way out
+            pass
+
+
+def end_process(code: int) -> NoReturn:
+    """Exit now with `code`, reports written and output flushed: native threads of the speech and
+    language libraries (e.g. llama.cpp's server loop) can abort a normal interpreter shutdown."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _call(goal: Goal, settings: Settings, engines: Engines, view: CallObserver, stop: threading.Event,
+          scenario: str | None, at_port: str | None, audio_port: str | None) -> tuple[CallResult, FarEndMetrics | None]:
+    """The call on the line the settings name; the emulator's far-end figures when it was emulated."""
+    if refused(goal, settings):
+        return place_call(goal, settings, _UnopenedLine(), engines=engines, stop=stop), None
+    if settings.line.kind == "emulator":
+        with emulated_line(settings, scenario or settings.line.scenario, engines) as (line, emulator):
+            result = _with_view(view, goal, settings, line, engines, stop)
+        return result, emulator.metrics
+    line = make_line(settings, at_port, audio_port)
+    line.open()
+    try:
+        return _with_view(view, goal, settings, line, engines, stop), None
+    finally:
+        line.close()
 
 
 def _with_view(view: CallObserver, goal: Goal, settings: Settings, line: Line, engines: Engines,

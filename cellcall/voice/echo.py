@@ -32,7 +32,8 @@ class EchoGate:
         margin_db: float = 10.0,
         window_ms: float = 400.0,
         initial_gain_db: float = -6.0,
-        learn_every: int = 25,
+        learn_every: int = 10,
+        learn_after: int = 25,
         history_frames: int = 300,
         min_correlation: float = 0.5,
         tolerance_frames: int = 2,
@@ -42,6 +43,7 @@ class EchoGate:
         self.max_lag = int(window_ms / FRAME_MS)
         self.initial_gain_db = initial_gain_db
         self.learn_every = learn_every
+        self.learn_after = learn_after  # frames of our own speech heard back before the first estimate
         self.min_correlation = min_correlation
         self.tolerance = tolerance_frames
         self.delay: int | None = None  # learnt echo delay, in 20 ms slots
@@ -111,7 +113,7 @@ class EchoGate:
     def _learn(self) -> None:
         """Delay = lag of best envelope correlation; gain = median level difference at that lag."""
         self._since_learn = 0
-        if len(self._history) < 2 * self.learn_every:
+        if len(self._history) < self.learn_after:
             return
         slots = np.fromiter((s for s, _ in self._history), dtype=np.int64)
         down = np.fromiter((level for _, level in self._history), dtype=np.float64)
@@ -119,13 +121,13 @@ class EchoGate:
         for lag in range(self.max_lag + 1):
             own = np.fromiter((self._own.get(int(s) - lag, SILENCE_DBFS) for s in slots), dtype=np.float64)
             mask = own >= LOUD_OWN_DB
-            if mask.sum() < self.learn_every or down[mask].std() == 0 or own[mask].std() == 0:
+            if mask.sum() < self.learn_after // 2 or down[mask].std() == 0 or own[mask].std() == 0:
                 continue
             corr = float(np.corrcoef(down[mask], own[mask])[0, 1])
             if corr > best:
                 best, best_lag = corr, lag
         if best_lag is None:
-            if len(self._history) >= self._history.maxlen // 2:
+            if self.delay is None:
                 # no lag follows our voice: the echo is under the line's noise; bound it by what we hear
                 window = np.fromiter((self._own_max(int(s) - self.max_lag, int(s)) for s in slots), dtype=np.float64)
                 self.gain = float(np.percentile(down - window, 90))

@@ -27,17 +27,19 @@ from cellcall.voice.echo import EchoGate
 from cellcall.voice.endpoint import EndpointEvent, Endpointer, EndpointKind
 from cellcall.voice.playback import Playback
 from cellcall.voice.recording import Recorder
-from cellcall.voice.reply import ModelParams, Reply
-from cellcall.voice.utterance import TranscriptionWorker, Utterance
+from cellcall.voice.reply import ModelParams, Reply, words_only
+from cellcall.voice.utterance import Ticket, TranscriptionWorker, Utterance
 from cellcall.voice.vad import make_vad
 
 PREROLL_FRAMES = 15  # 300 ms kept before speech onset: the VAD's decision lags the first syllable
-LONG_GREETING_S = 2.5  # a first utterance longer than this may be a voicemail greeting: listen first
+LONG_GREETING_S = 4.0  # a first utterance longer than this may be a voicemail greeting: listen first
 VOICEMAIL_WORDS = re.compile(
     r"leave (?:me |us )?a (?:message|voicemail)|after the (?:tone|beep)|not available|unavailable|"
     r"voice ?mail|mailbox|can'?t (?:take|come to) (?:your|the) (?:call|phone)",
     re.I,
 )
+GOODBYE = re.compile(r"\b(?:good ?bye|bye)\b", re.I)  # a reply that says goodbye ends the call even untagged
+HEARD_WAIT_S = 10.0  # at the end of a call, how long to wait for the last words' transcripts
 
 
 class State(str, enum.Enum):
@@ -91,7 +93,7 @@ class LoopResult:
     tags: set[str] = field(default_factory=set)
     turns: list[Turn] = field(default_factory=list)
     latencies: list[TurnLatency] = field(default_factory=list)
-    barge_ins: int = 0
+    barge_ins: list[float] = field(default_factory=list)  # monotonic times the caller cut the agent off
 
 
 def voicemail_screen(text: str) -> set[str]:
@@ -141,7 +143,7 @@ class VoiceLoop:
         self.reply: Reply | None = None
         self.last_reply: Reply | None = None
         self.replies = 0
-        self.barge_ins = 0
+        self.barge_ins: list[float] = []
         self.opening_used = opening is None
         self.agent_has_spoken = False
         self.voicemail_reached = False
@@ -151,7 +153,8 @@ class VoiceLoop:
         self._barge_run = 0
         self._preroll: deque[bytes] = deque(maxlen=PREROLL_FRAMES)
         self._state: State | None = None
-        self._recorded_user: set[int] = set()
+        self._ticket_of: dict[Reply, Ticket] = {}  # the transcription behind each reply
+        self._heard: list[tuple[Ticket, float]] = []  # committed caller turns whose words are on their way
 
     def _setup(self, rate: int) -> None:
         """Rate-dependent parts; redone if the line's measured rate (8 or 16 kHz) differs at the first frame."""
@@ -180,6 +183,7 @@ class VoiceLoop:
             if frame is not None and self.result is None:
                 self._on_frame(frame, now)
             if self.result is None:
+                self._poll_heard()
                 self._poll_reply(now)
                 self._check_timers(now)
         self._wind_down()
@@ -218,7 +222,7 @@ class VoiceLoop:
         self.playback.cut(now)
         stop_ms = (time.monotonic() - onset) * 1000.0
         self._barge_run = 0
-        self.barge_ins += 1
+        self.barge_ins.append(onset)
         if reply is not None:
             reply.cancel()
             if reply.trace is not None:
@@ -261,7 +265,8 @@ class VoiceLoop:
 
     def _reply_to(self, utterance: Utterance, trace: TurnTrace, committed: bool) -> Reply:
         """The reply to a caller utterance: the opening line after a hello, else the model's answer."""
-        common = dict(listen=self.transcriber.request(utterance).wait, trace=trace, committed=committed)
+        ticket = self.transcriber.request(utterance)
+        common = dict(listen=ticket.wait, trace=trace, committed=committed)
         # only a long first utterance may be an answering machine (and only then is the LLM's word taken)
         long_first = not self.agent_has_spoken and utterance.seconds(self.rate) > LONG_GREETING_S
         screen = voicemail_screen if long_first else None
@@ -273,6 +278,7 @@ class VoiceLoop:
             reply = Reply(self.replies + 1, self.playback, self.tts, self.rate, prompt=self.conversation.messages,
                           llm=self.llm, params=self.params, screen=screen, **common)
         reply.heard_at = utterance.start
+        self._ticket_of[reply] = ticket
         self.last_reply = reply
         return reply
 
@@ -280,6 +286,8 @@ class VoiceLoop:
         self.replies += 1
         if reply.script is not None:
             self.opening_used = True
+        if reply in self._ticket_of:
+            self._heard.append((self._ticket_of.pop(reply), reply.heard_at or time.monotonic()))
         reply.commit()
         self._set_state(State.THINKING)
 
@@ -298,7 +306,6 @@ class VoiceLoop:
         reply = self.reply
         if reply is None or not reply.committed:
             return
-        self._record_caller(reply)
         if not reply.done.is_set():
             return
         if reply.error is not None:
@@ -308,19 +315,24 @@ class VoiceLoop:
             return
         self._close_reply(reply, now, cut=False)
 
-    def _record_caller(self, reply: Reply) -> None:
-        """The caller's words behind a reply go to the transcript once, as soon as they are known."""
-        if reply.user_text is None or id(reply) in self._recorded_user:
-            return
-        self._recorded_user.add(id(reply))
-        if reply.user_text and reply.listen is not None:
-            self._record(Speaker.CALLER, reply.user_text, (reply.heard_at or time.monotonic()) - self.t0)
+    def _poll_heard(self, wait_s: float = 0.0) -> None:
+        """The caller's words go to the transcript as soon as their transcription is done (whatever
+        became of the reply: a cut or cancelled reply still heard them)."""
+        deadline = time.monotonic() + wait_s
+        for ticket, start in list(self._heard):
+            if not ticket.done.wait(max(0.0, deadline - time.monotonic())):
+                continue
+            self._heard.remove((ticket, start))
+            heard = ticket.result if ticket.error is None else None
+            text = words_only(heard.text) if heard is not None else ""
+            if text:
+                self._record(Speaker.CALLER, text, start - self.t0)
 
     def _close_reply(self, reply: Reply, now: float, cut: bool) -> None:
         """The reply is over (played out, or cut): record what was said and act on its tags."""
         if self.reply is reply:
             self.reply = None
-        self._record_caller(reply)
+        self._ticket_of.pop(reply, None)
         spoken = reply.spoken_text()
         if reply.sentences:
             self._record(Speaker.AGENT, reply.full_text(), (reply.first_audio_at or now) - self.t0,
@@ -346,9 +358,12 @@ class VoiceLoop:
                 self._speak(plan.message, tags={"HANGUP"})
             else:
                 self._finish("voicemail", CallStatus.COMPLETED)
-        elif "HANGUP" in reply.tags:
+        elif "HANGUP" in reply.tags or (reply.listen is not None and GOODBYE.search(reply.full_text())):
             self.hangup_at = now + self.voice.goodbye_grace_s
-            self.hangup_reason = "voicemail: message left" if self.voicemail_reached else "agent [HANGUP]"
+            if self.voicemail_reached:
+                self.hangup_reason = "voicemail: message left"
+            else:
+                self.hangup_reason = "agent [HANGUP]" if "HANGUP" in reply.tags else "agent said goodbye"
             self._set_state(State.HANGING_UP)
 
     # ---- line events and timers ------------------------------------------------------------------
@@ -385,10 +400,11 @@ class VoiceLoop:
         elif self.hangup_at is not None:
             if now >= self.hangup_at and not self.playback.busy(now):
                 self._finish(self.hangup_reason, CallStatus.COMPLETED)
+        elif self._idle(now) and not self.opening_used:
+            if self._opening_due(now):
+                self._speak(*self.opening.line())  # a silent far end still hears why we call
         elif self._idle(now) and now - self.last_activity >= self.voice.silence_timeout_s:
             self._finish("silence timeout", CallStatus.COMPLETED)
-        elif self._idle(now) and not self.opening_used and self._opening_due(now):
-            self._speak(*self.opening.line())
 
     def _idle(self, now: float) -> bool:
         return self.utterance is None and self.reply is None and not self.playback.busy(now)
@@ -410,15 +426,8 @@ class VoiceLoop:
         utterance, self.utterance = self.utterance, None
         if utterance is None:
             return
-        if utterance.seconds(self.rate) * 1000 < self.voice.min_speech_ms * 2:
-            return
-        try:
-            heard = self.transcriber.request(utterance).wait()
-        except Exception:  # noqa: BLE001 - the transcript keeps what it has; the call is ending anyway
-            return
-        text = heard.text.strip() if heard else ""
-        if text:
-            self._record(Speaker.CALLER, text, utterance.start - self.t0)
+        if utterance.seconds(self.rate) * 1000 >= self.voice.min_speech_ms * 2:
+            self._heard.append((self.transcriber.request(utterance), utterance.start))
 
     def _set_state(self, state: State) -> None:
         if state is not self._state:
@@ -436,11 +445,12 @@ class VoiceLoop:
             reply.cancel()
             if reply.committed:
                 self._close_reply(reply, time.monotonic(), cut=True)
-        self._keep_last_words()
         if self.result.reason not in ("remote hang-up",) and not self.result.reason.startswith("line error"):
             self.playback.cut()
+        self._keep_last_words()
+        self._poll_heard(HEARD_WAIT_S)
         self.transcriber.close()
         self.result.tags = set(self.tags)
         self.result.turns = list(self.turns)
         self.result.latencies = list(self.latencies)
-        self.result.barge_ins = self.barge_ins
+        self.result.barge_ins = list(self.barge_ins)

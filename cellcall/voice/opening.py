@@ -1,8 +1,8 @@
 """The agent's first words, made ready while the phone rings so the hello gets an instant answer.
 
-The goal's `opening` is synthesised in the background as soon as the TTS is loaded, and the LLM's
-prompt cache is warmed with the system prompt at the same time (anchors.md: a cold first request
-took 1.2-2.6 s). A goal without an opening gets one written by the model, also while it rings.
+The goal's `opening` is synthesised in the background as soon as the TTS is loaded, then the LLM's
+prompt cache is warmed with the system prompt (anchors.md: a cold first request took 1.2-2.6 s).
+A goal without an opening gets one written by the model, also while it rings.
 """
 
 from __future__ import annotations
@@ -42,15 +42,17 @@ class OpeningPrep:
 
     def _run(self) -> None:
         try:
-            llm = self._llm()
-            llm.warm(self._conversation.primer())
             if not self.opening.text:
-                self.opening.text = self._written_by_model(llm)
+                self.opening.text = self._written_by_model(self._llm())
             self.opening.audio = list(self._tts().synthesize(self.opening.text))
         except Exception as exc:  # noqa: BLE001 - the call goes on with a plain-text opening
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
             self.opening.prepared.set()
+        try:
+            self._llm().warm(self._conversation.primer())  # after the opening's audio: that is needed first
+        except Exception as exc:  # noqa: BLE001 - a cold cache only makes the first reply slower
+            self.error = f"{type(exc).__name__}: {exc}"
 
     def _written_by_model(self, llm: ChatModel) -> str:
         messages = [self._conversation.system, ChatMessage("user", WRITE_OPENING)]

@@ -20,7 +20,14 @@ from cellcall.voice.audio import StreamResampler
 from cellcall.voice.playback import Playback
 
 STOP_TAGS = frozenset({"HANGUP", "VOICEMAIL"})  # nothing after these is spoken
+MAX_SENTENCES = 2  # a phone reply is one or two sentences; a small model rambles on, costing CPU and the caller's patience
 NOT_WORDS = re.compile(r"[\W_]+")
+
+
+def words_only(text: str) -> str:
+    """The text, or "" when it holds no word at all (whisper's "..." or "-" on noise)."""
+    text = text.strip()
+    return text if NOT_WORDS.sub("", text) else ""
 
 
 @dataclass(frozen=True)
@@ -121,9 +128,8 @@ class Reply:
         transcript = self.listen()
         if transcript is None:
             return ""
-        text = transcript.text.strip()
         self._mark("stt_done")
-        return text if NOT_WORDS.sub("", text) else ""
+        return words_only(transcript.text)
 
     def _answer(self) -> None:
         self.user_text = self._transcribe()
@@ -172,8 +178,8 @@ class Reply:
                         return
                     self._mark("tts_first_audio")
                     self._emit(index, convert(pcm))
-            if tags & STOP_TAGS:
-                self.cancelled.set()  # stop the model: nothing is said after a goodbye
+            if tags & STOP_TAGS or len(self.sentences) >= MAX_SENTENCES:
+                self.cancelled.set()  # stop the model: nothing is said after a goodbye or a second sentence
                 return
 
     def _first_token_marked(self, tokens: Iterator[str]) -> Iterator[str]:

@@ -41,8 +41,8 @@ class Ticket:
         self.error: Exception | None = None
         self.done = threading.Event()
 
-    def wait(self) -> Transcript | None:
-        self.done.wait()
+    def wait(self, timeout: float | None = None) -> Transcript | None:
+        self.done.wait(timeout)
         if self.error is not None:
             raise self.error
         return self.result
