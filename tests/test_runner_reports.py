@@ -8,6 +8,8 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+from cellcall.call import CallResult
+from cellcall.config import Settings
 from cellcall.events import EventLog
 from cellcall.gitlog import commit_call
 from cellcall.inbox import Claim
@@ -15,7 +17,7 @@ from cellcall.line import LineEvent, LineEventKind
 from cellcall.outbox import CallOutbox, read_record, render_transcript
 from cellcall.record import CallRecord, CallStatus, Direction, Speaker, Turn, TurnLatency
 from cellcall.reports import interrupted, missed, transcript_turns
-from cellcall.runner import _CallLine, caller_refusal
+from cellcall.runner import Runner, _CallLine, caller_refusal
 
 TURNS = [
     Turn(0, Speaker.SYSTEM, "Call answered", 0.0),
@@ -141,3 +143,28 @@ def test_outbox_ignored_by_an_enclosing_repo_gets_its_own(tmp_path: Path) -> Non
     assert json.loads((folder / "call.json").read_text())["number"] == "+14155550199"
     assert _git(root, "log", "--format=%s").strip() == "cellcall: missed call"
     assert _git(tmp_path, "status", "--porcelain").strip() == "?? .gitignore"
+
+
+def test_a_call_ringing_in_during_a_call_is_recorded_once_as_missed(tmp_path: Path) -> None:
+    settings = Settings()
+    settings.paths.outbox = str(tmp_path / "outbox")
+    line = _ScriptedLine([
+        LineEvent(LineEventKind.ANSWERED),
+        LineEvent(LineEventKind.INCOMING, "RING", number="+447700900123"),
+        LineEvent(LineEventKind.REMOTE_HANGUP),
+    ])
+    runner = Runner(settings, tmp_path / "goals", line_factory=lambda: line, place=None, answer=None,  # type: ignore[arg-type]
+                    log=EventLog(io.StringIO()))
+    runner.line = line  # type: ignore[assignment]
+
+    def call(view, observer):  # what the voice loop sees: answered, then the far end hangs up
+        seen = [view.next_event(0.01) for _ in range(3)]
+        assert [e.kind for e in seen if e] == [LineEventKind.ANSWERED, LineEventKind.REMOTE_HANGUP]
+        record = _record(status=CallStatus.COMPLETED)
+        return CallResult(record, tmp_path, tmp_path / "report.md")
+
+    outcome = runner._observed(call, None, "dentist", None)  # noqa: SLF001 - the call/runner seam under test
+    assert outcome.status is CallStatus.COMPLETED
+    runner._idle_event(LineEvent(LineEventKind.MISSED, "MISSED_CALL", number="+447700900123"))  # noqa: SLF001
+    missed_calls = [read_record(p) for p in (tmp_path / "outbox").glob("*/*/call.json")]
+    assert [(r.number, r.hangup_reason) for r in missed_calls] == [("+447700900123", "missed: rang during another call")]
