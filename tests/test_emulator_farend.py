@@ -72,7 +72,7 @@ def render_beeps(text: str) -> bytes:
 class Agent:
     """The test's agent: dials, routes audio, and answers each far-end line after `reply_delay_s`."""
 
-    def __init__(self, modem: ModemEmulator, reply_ms: int = 700, delay_s: float = 0.4, lead_ms: int = 100) -> None:
+    def __init__(self, modem: ModemEmulator, reply_ms: int = 700, delay_s: float = 0.4, lead_ms: int = 200) -> None:
         self.at = AtClient(modem.at_port)
         self.at.wait_for("^PB DONE$", 3)
         self.at.command("ATE0")
@@ -116,8 +116,8 @@ def test_dentist_scenario_end_to_end_with_a_tiny_client() -> None:
     v2v = metrics.voice_to_voice_ms
     print("voice-to-voice ms:", [round(v) for v in v2v])
     assert len(v2v) == 6
-    # The agent waits 400 ms after the far end's audio ends, plus its 100 ms uplink lead, plus read jitter.
-    assert all(380 <= v <= 1200 for v in v2v), v2v
+    # The agent waits 400 ms after the far end's audio ends, plus its 200 ms uplink lead, plus read jitter.
+    assert all(380 <= v <= 1500 for v in v2v), v2v
     assert metrics.heard_agent_utterances == 6
     assert metrics.uplink_underruns == 0
     lengths = [len(u.pcm) / 16000 for u in metrics.agent_utterances]
@@ -152,8 +152,8 @@ def test_barge_in_measures_how_fast_the_agent_stops() -> None:
     turn = modem.metrics.turns[1]
     print(f"barge-in stop {turn.barge_in_stop_ms:.0f} ms")
     assert turn.barge_in
-    # The client notices within ~a read, then its 100 ms lead already in the port still plays out.
-    assert 60 <= turn.barge_in_stop_ms <= 600
+    # The client notices within ~a read, then its 200 ms lead already in the port still plays out.
+    assert 60 <= turn.barge_in_stop_ms <= 800
 
 
 @pytest.mark.slow

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import statistics
+import time
 from collections.abc import Callable, Iterable
 
 from cellcall.line.emulator import Faults, ModemEmulator
 from cellcall.line.farend import FarEndMetrics
 from cellcall.line.scenario import load_scenario
+
+LINGER_S = 1.0  # after the call ends, keep the ports so the program can read the last URCs (NO CARRIER)
 
 
 class SimError(ValueError):
@@ -77,6 +80,7 @@ def run_sim(scenario: str, ring: str | None, faults: Iterable[str], say: Callabl
         try:
             while not emulator.done.wait(0.2):
                 pass
+            time.sleep(LINGER_S)
         except KeyboardInterrupt:
             say("stopped")
     return emulator.metrics
