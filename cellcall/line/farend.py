@@ -124,7 +124,11 @@ class AgentUtterance:
 
 @dataclass
 class FarEndMetrics:
-    """What the far end measured in one call (modem-clock seconds from time.monotonic)."""
+    """What the far end measured in one call (modem-clock seconds from time.monotonic).
+
+    Recordings grow live; utterances, underruns and per-turn figures are final once the call has
+    ended (the emulator's `done` is set).
+    """
 
     scenario: str = ""
     sample_rate: int = 8000
