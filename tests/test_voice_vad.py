@@ -8,7 +8,7 @@ import pytest
 from speech import librivox_clips
 
 from cellcall.voice.audio import frames
-from cellcall.voice.vad import EnergyVad, WebrtcVad, make_vad, tonality
+from cellcall.voice.vad import EnergyVad, WebrtcVad, flatness, make_vad, tonality
 
 RATE = 8000
 
@@ -55,6 +55,14 @@ def test_tones_are_not_speech(freqs: list[float]) -> None:
     pcm = tone(freqs, 2.0)
     assert tonality(pcm[:320]) > 0.9
     assert speech_share(EnergyVad(), pcm) == 0.0
+
+
+def test_loud_white_noise_is_not_speech() -> None:
+    burst = hiss(1.0, 3000)  # about -20 dBFS of crackle: loud, but flat
+    assert flatness(burst[:320]) > 0.45
+    vad = EnergyVad()
+    flags = "".join("#" if vad.is_speech(f) else "." for f in frames(hiss(1.0, 20) + burst, RATE))
+    assert flags.count("#") <= 10 and "###" not in flags  # never long enough to start a turn or a barge-in
 
 
 def test_bad_choices_are_clear_errors() -> None:

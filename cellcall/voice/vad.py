@@ -1,8 +1,9 @@
 """Voice activity detection per 20 ms frame: an energy VAD with an adaptive noise floor, or webrtcvad.
 
 The energy VAD follows the line's background level so hiss and comfort noise on a cellular call are
-not speech, and it refuses pure tones (ring-back, dial tones, beeps), which hold
-nearly all their energy in a few FFT bins while speech spreads over many harmonics.
+not speech. It refuses pure tones (ring-back, dial tones, beeps), which hold nearly all their energy
+in a few FFT bins while speech spreads over many harmonics, and broadband noise bursts (crackle, a
+corrupted stream), whose spectrum is flat where speech has formants.
 """
 
 from __future__ import annotations
@@ -24,16 +25,28 @@ class Vad(Protocol):
         """Whether this frame holds speech; `level_db` is its dBFS when the caller already has it."""
 
 
+def _power_spectrum(frame: bytes) -> np.ndarray | None:
+    data = samples(frame).astype(np.float32)
+    if data.size < 16 or not data.any():
+        return None
+    return np.abs(np.fft.rfft(data * np.hanning(data.size))) ** 2 + 1e-3
+
+
 def tonality(frame: bytes, peak_bins: int = 4) -> float:
     """Share of the frame's spectral energy in its `peak_bins` strongest bins (1.0 = a pure tone)."""
-    data = samples(frame).astype(np.float32)
-    if data.size < 16:
+    spectrum = _power_spectrum(frame)
+    if spectrum is None:
         return 0.0
-    spectrum = np.abs(np.fft.rfft(data * np.hanning(data.size))) ** 2
-    total = float(spectrum.sum())
-    if total <= 0.0:
+    return float(np.sort(spectrum)[-peak_bins:].sum() / spectrum.sum())
+
+
+def flatness(frame: bytes) -> float:
+    """Spectral flatness (geometric over arithmetic mean of the power spectrum): ~0.6 for white noise,
+    well under 0.3 for voiced speech."""
+    spectrum = _power_spectrum(frame)
+    if spectrum is None:
         return 0.0
-    return float(np.sort(spectrum)[-peak_bins:].sum()) / total
+    return float(np.exp(np.mean(np.log(spectrum))) / np.mean(spectrum))
 
 
 class EnergyVad:
@@ -52,11 +65,13 @@ class EnergyVad:
         initial_floor_db: float = -60.0,
         lowest_floor_db: float = -70.0,
         max_tonality: float = 0.9,
+        max_flatness: float = 0.45,
     ) -> None:
         self.threshold_db = threshold_db
         self.lowest_floor_db = lowest_floor_db  # digital silence between words must still pull the floor down
         self.min_level_db = min_level_db
         self.max_tonality = max_tonality
+        self.max_flatness = max_flatness
         self._levels: deque[float] = deque([initial_floor_db], maxlen=int(window_s * 1000 / FRAME_MS))
 
     @property
@@ -68,7 +83,7 @@ class EnergyVad:
         self._levels.append(max(level, self.lowest_floor_db))
         if level < self.min_level_db or level < self.floor_db + self.threshold_db:
             return False
-        return tonality(frame) < self.max_tonality
+        return tonality(frame) < self.max_tonality and flatness(frame) < self.max_flatness
 
 
 class WebrtcVad:
