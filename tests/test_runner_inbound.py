@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,11 +90,16 @@ def test_unanswered_and_rejected_callers_become_missed_call_records(tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_no_inbound_goal_means_no_answer(tmp_path: Path) -> None:
+def test_no_inbound_goal_means_no_answer_and_the_missed_call_is_committed(tmp_path: Path) -> None:
     settings, goals = _setup(tmp_path, inbound=False)
+    settings.outbox.git = True
     calls = LineOnlyCalls(tmp_path / "outbox")
     with _idle_runner(settings, goals, calls) as (emu, run):
         emu.incoming_call(CALLER)
         wait_for(lambda: bool(run.events("missed-call")), 20, "the missed call recorded")
     assert calls.answered == []
     assert "no inbound goal" in run.events("incoming-not-answered")[0]
+    wait_for(lambda: bool(run.events("git-commit")), 10, "the missed call's folder committed")
+    log = subprocess.run(["git", "-C", str(tmp_path / "outbox"), "log", "--name-only", "--format=%s"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "cellcall: missed call from " + CALLER in log and "call.json" in log
