@@ -280,5 +280,14 @@ def bench_calls(
 ) -> None:
     """Real-time calls on the emulator with the real models: latency, barge-in, echo, underruns, CPU, memory."""
     from cellcall.bench.calls import run_bench
+    from cellcall.run import end_process
 
-    typer.echo(run_bench(settings(), [s.strip() for s in scenarios.split(",") if s.strip()], repeat))
+    from cellcall.line.scenario import ScenarioError
+
+    try:
+        markdown = run_bench(settings(), [s.strip() for s in scenarios.split(",") if s.strip()], repeat)
+    except ScenarioError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(markdown)
+    end_process(0)  # llama.cpp's server thread can abort a normal interpreter shutdown

@@ -23,6 +23,7 @@ from cellcall.config import Settings
 from cellcall.engines.cache import shared_engines
 from cellcall.goal import load_goal
 from cellcall.line.farend import FarEndMetrics
+from cellcall.line.scenario import load_scenario
 from cellcall.record import TurnLatency
 from cellcall.run import emulated_line
 from cellcall.trace import SpanStats, span_stats
@@ -89,6 +90,8 @@ def run_scenario(goal_path: Path, settings: Settings, scenario: str) -> Scenario
 def run_bench(settings: Settings, scenarios: list[str], repeat: int = 1, goal_path: Path = DEFAULT_GOAL,
               doc: Path = Path("docs/benchmarks.md")) -> str:
     """Run the calls, print-ready markdown back; also written to docs/benchmarks.md (section "calls")."""
+    for name in scenarios:
+        load_scenario(name)  # a misspelt scenario fails now, not after minutes of calls
     engines = shared_engines(settings)
     engines.preload()
     engines.stt(), engines.tts(), engines.llm()  # measured calls start with the models loaded, as in `watch`
