@@ -31,6 +31,8 @@ from cellcall.goal import load_goal as _load_goal_file
 from cellcall.inbox import Claim, Inbox, Owner, Waiting, atomic_write_json, content_hash, utcnow
 from cellcall.intake import GoalIntake, ReadyGoal
 from cellcall.line import Line, LineError, LineEvent, LineEventKind
+from cellcall.openclaw import notify_call_finished, start_periodic_delivery
+from cellcall.outbox import read_record
 from cellcall.policy import DialLedger
 from cellcall.record import CallStatus, Turn, TurnLatency
 from cellcall.schedule import Hold, expiry, goal_hold, policy_hold, retry_due
@@ -245,7 +247,7 @@ class Runner:
             "note": f"runner pid {owner.get('pid', '?')} died during the call; not redialled",
         })
         self.log.emit("recovered-interrupted", goal=name, outbox=str(folder), moved_to=str(target.relative_to(self.inbox.root)))
-        self._commit(folder, f"cellcall: {name} interrupted")
+        self._publish_report(folder, f"cellcall: {name} interrupted")
 
     def _goal_or_none(self, claim: Claim) -> Goal | None:
         try:
@@ -397,7 +399,7 @@ class Runner:
         """A missed-call record in the outbox (and a log line)."""
         folder = reports.missed(self.outbox_root, number, reason)
         self.log.emit("missed-call", number=number, reason=reason, outbox=str(folder))
-        self._commit(folder, f"cellcall: missed call from {number or 'unknown'}")
+        self._publish_report(folder, f"cellcall: missed call from {number or 'unknown'}")
 
     def _idle_missed(self, number: str | None) -> None:
         if number and self._already_recorded.pop(number, 0.0) > time.monotonic():
@@ -545,6 +547,11 @@ class Runner:
             self._line_lost(tap.lost)
         return outcome
 
+    def _publish_report(self, folder: Path, message: str) -> None:
+        """A report the runner wrote itself (missed, interrupted): commit it and tell OpenClaw, like a call's."""
+        self._commit(folder, message)
+        notify_call_finished(self.settings, read_record(folder / "call.json"), folder)
+
     def _commit(self, folder: Path | None, message: str) -> None:
         if not self.settings.outbox.git or folder is None:
             return
@@ -614,7 +621,10 @@ def watch(settings: Settings, goals_dir: Path | None = None) -> NoReturn:
     runner = Runner(settings, goals, line_factory=lambda: make_line(settings), place=place, answer=answer)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: runner.stop())
+    flushing = threading.Event()
+    start_periodic_delivery(settings, flushing)  # pushes queued while the gateway was down
     runner.run()
+    flushing.set()
     settle_engines(engines, runner.log)
     sys.stdout.flush()
     sys.stderr.flush()

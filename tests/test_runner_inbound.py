@@ -103,3 +103,19 @@ def test_no_inbound_goal_means_no_answer_and_the_missed_call_is_committed(tmp_pa
     log = subprocess.run(["git", "-C", str(tmp_path / "outbox"), "log", "--name-only", "--format=%s"],
                          capture_output=True, text=True, check=True).stdout
     assert "cellcall: missed call from " + CALLER in log and "call.json" in log
+
+
+@pytest.mark.slow
+def test_a_missed_call_is_queued_for_openclaw_like_any_call(tmp_path: Path) -> None:
+    """The runner's own reports reach OpenClaw too; with no gateway listening the push waits on disk."""
+    settings, goals = _setup(tmp_path, inbound=False)
+    settings.openclaw.enabled = True
+    settings.openclaw.url = "http://127.0.0.1:9"  # discard port: nothing listens, the push must stay queued
+    calls = LineOnlyCalls(tmp_path / "outbox")
+    with _idle_runner(settings, goals, calls) as (emu, run):
+        emu.incoming_call(CALLER)
+        wait_for(lambda: bool(run.events("missed-call")), 20, "the missed call recorded")
+    [record] = list_calls(tmp_path / "outbox")
+    queued = tmp_path / "outbox" / ".openclaw-queue" / f"{record.call_id}.json"
+    wait_for(queued.exists, 10, "the push queued on disk")
+    assert json.loads(queued.read_text())["call_id"] == record.call_id
