@@ -15,13 +15,13 @@ import pytest
 from speech import wer
 
 from cellcall.bench.calls import false_barge_ins
-from cellcall.call import CallResult, exit_code, place_call
+from cellcall.call import CallResult, answer_call, exit_code, place_call
 from cellcall.config import Settings
 from cellcall.engines.cache import Engines, shared_engines
 from cellcall.goal import Goal, load_goal
 from cellcall.line.emulator import Faults, ModemEmulator
 from cellcall.line.scenario import load_scenario
-from cellcall.record import CallStatus, Speaker
+from cellcall.record import CallStatus, Direction, Speaker
 from cellcall.run import emulated_line
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -180,3 +180,23 @@ def test_stop_event_hangs_up_and_reports_interrupted(call_settings: Settings, en
     assert result.record.status is CallStatus.INTERRUPTED and exit_code(CallStatus.INTERRUPTED) == 130
     assert emulator.metrics.ended_by == "host"
     assert (result.folder / "report.md").is_file()
+
+
+def test_inbound_call_is_answered_with_the_agent_speaking_first(call_settings: Settings, engines: Engines) -> None:
+    goal = load_goal(ROOT / "goals" / "examples" / "inbound.md")
+    with emulated_line(call_settings, str(SCENARIOS / "inbound-caller.toml"), engines) as (line, emulator):
+        emulator.incoming_call("+14155550199")
+        ringing = None
+        while ringing is None or ringing.number is None:  # the number arrives with +CLIP after RING
+            ringing = line.next_event(10.0)
+            assert ringing is not None, "the line never reported the incoming call"
+        result = answer_call(goal, call_settings, line, ringing.number, engines=engines)
+        emulator.done.wait(2.0)
+    record, metrics = result.record, emulator.metrics
+    print(f"inbound: {record.status.value} ({record.hangup_reason}); turns {[t.text for t in record.turns]}")
+    assert record.direction is Direction.INBOUND and record.number == "+14155550199"
+    assert record.status is CallStatus.COMPLETED
+    assert metrics.utterances and metrics.turns and metrics.utterances[0].start < metrics.turns[0].started_at
+    greeting = engines.stt().transcribe(metrics.agent_utterances[0].pcm).text
+    assert wer(goal.opening, greeting) <= 0.35, greeting
+    assert wer(metrics.turns[0].text, caller_text(result)) <= 0.35
