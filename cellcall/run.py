@@ -169,6 +169,7 @@ def _print_result(console: Console, result: CallResult, metrics: FarEndMetrics |
         console.print_json(json.dumps(data))
         return
     record = result.record
+    console.line()  # the live view's last frame may end without a newline
     console.print(f"{record.status.value}: {record.hangup_reason} ({record.duration_s:.0f} s)", markup=False)
     if metrics is not None:
         far = far_end_summary(metrics)
