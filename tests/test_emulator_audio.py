@@ -172,3 +172,54 @@ def test_volte_far_end_speech_keeps_its_length_and_pitch() -> None:
     window = pcm[start : start + 3200]
     peak_hz = np.argmax(np.abs(np.fft.rfft(window))) * 16000 / window.size
     assert peak_hz == pytest.approx(500, abs=10)
+
+
+def test_a_host_that_falls_behind_in_odd_byte_counts_never_shifts_the_samples(call: tuple[ModemEmulator, AtClient]) -> None:
+    """Short, odd-sized uplink writes with gaps: the modem plays silence for the gaps, never half a sample."""
+    modem, _ = call
+    fd = os.open(modem.audio_port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        time.sleep(0.5)  # the route starts a few hundred ms after CPCMREG=1
+        stream = np.full(8000, 0x0102, dtype="<i2").tobytes()
+        sent = 0
+        for size in (161, 77, 333, 41, 1, 255) * 8:  # odd pieces, 30 ms apart: the modem keeps running short
+            sent += os.write(fd, stream[sent : sent + size])
+            time.sleep(0.03)
+        time.sleep(0.3)
+    finally:
+        os.close(fd)
+    uplink = bytes(modem.metrics.uplink)
+    values = set(np.unique(np.frombuffer(uplink[: len(uplink) // 2 * 2], dtype="<i2")).tolist())
+    assert 0x0102 in values, "the far end heard none of the host's audio"
+    assert values <= {0, 0x0102}, f"the far end heard byte-shifted samples: {sorted(values)[:8]}"
+
+
+def test_downlink_bytes_the_host_did_not_read_are_dropped_in_whole_samples(tmp_path) -> None:
+    """A host that stops reading: the modem drops what does not fit, but only whole samples."""
+    import wave
+
+    from cellcall.line.scenario import ScenarioLine, Sound
+
+    wav = tmp_path / "dc.wav"
+    with wave.open(str(wav), "wb") as out:
+        out.setnchannels(1), out.setsampwidth(2), out.setframerate(8000)
+        out.writeframes(np.full(8000 * 6, 0x0102, dtype="<i2").tobytes())
+    scenario = Scenario(answer_delay_s=0.2, lines=(ScenarioLine(sound=Sound(wav=wav)),))
+    modem, at = start_call(scenario=scenario)
+    fd = os.open(modem.audio_port, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    received = bytearray()
+    try:
+        time.sleep(4.0)  # nothing read: the pty fills, the modem must drop
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            try:
+                received += os.read(fd, 333)
+            except BlockingIOError:
+                time.sleep(0.01)
+    finally:
+        os.close(fd)
+        at.close()
+        modem.stop()
+    values = set(np.unique(np.frombuffer(bytes(received[: len(received) // 2 * 2]), dtype="<i2")).tolist())
+    assert 0x0102 in values, "the far end's audio never arrived"
+    assert values <= {0, 0x0102}, f"dropped bytes shifted the samples: {sorted(values)[:8]}"

@@ -160,3 +160,35 @@ def test_stalled_port_re_anchors_instead_of_bursting() -> None:
     assert writer.underruns >= 1 and writer.skipped_bytes > 16000 * 0.3  # the stalled time is skipped, not owed
     burst = sum(n for t, n in accepted if t < stalled_until + 0.05)
     assert burst < 16000 * 0.3, f"{burst} bytes rushed out after the stall"
+
+
+def test_a_flush_that_ends_mid_sample_is_padded_back_onto_sample_boundaries() -> None:
+    """The port takes odd byte counts; after a barge-in flush the modem must still see whole 16-bit samples.
+
+    Ticks are driven by hand so that the flush happens exactly between two writes.
+    """
+    port = bytearray()
+
+    def write_some(data: bytes) -> int:
+        take = min(len(data), 161)  # an odd count per write, like a busy USB serial port
+        port.extend(data[:take])
+        return take
+
+    q, events = UplinkQueue(8000), []
+    writer = make_writer(q, write_some, events)
+    writer._t0 = time.monotonic()
+    q.put(tone(4000, value=0x0102), tag=None)
+    for _ in range(5):
+        writer._tick()
+        time.sleep(0.02)
+    assert len(port) % 2 == 1, "the test needs the port to have taken an odd count"
+    q.clear()
+    writer.discard(flushed_from_port=0)  # the rest of the cut sample was still pending: dropped
+    seam = len(port)  # the modem's stream now ends with the first byte of a sample
+    q.put(tone(4000, value=0x0102), tag=None)  # the next reply (faded in: values 0..0x0102)
+    for _ in range(5):
+        writer._tick()
+        time.sleep(0.02)
+    assert port[seam] == 0, "one padding byte completes the cut sample"
+    values = set(np.unique(samples(bytes(port[seam + 1 : seam + 1 + (len(port) - seam - 1) // 2 * 2]))))
+    assert len(values) > 2 and max(values) <= 0x0102, f"samples after the flush are shifted by a byte: {values}"

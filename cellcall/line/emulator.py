@@ -103,8 +103,8 @@ class _Pump:
             want = 2 * need
             if not stalled:
                 self.up += port.read(want + self.rate * 2 * UPLINK_BUFFER_MS // 1000 - len(self.up))
-            take = bytes(self.up[:want])
-            del self.up[:want]
+            take = bytes(self.up[: min(want, len(self.up) - len(self.up) % 2)])  # whole samples only:
+            del self.up[: len(take)]  # an odd byte left behind starts the next sample
             short_from = len(take) if len(take) < want and not stalled else None
             self.played = due
             if self.farend is not None:
@@ -116,7 +116,12 @@ class _Pump:
                 self.down += self.farend.downlink(samples) if self.farend else bytes(2 * samples)
             chunk = bytes(self.down[:count])
             del self.down[:count]
-            self.dropped += count - port.write(chunk)
+            sent = port.write(chunk)
+            lost = count - sent
+            if lost % 2:  # drop whole samples only, so the host's stream stays on 16-bit boundaries
+                self.down[:0] = chunk[-1:]
+                lost -= 1
+            self.dropped += lost
             self.written += count
 
 

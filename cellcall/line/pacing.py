@@ -177,11 +177,15 @@ class PacedWriter:
         """Forget pending bytes and the `flushed_from_port` bytes the port's buffer dropped (barge-in).
 
         The clock is kept, so the next tick refills the lead with silence at once: the modem
-        must not starve because its feed was flushed.
+        must not starve because its feed was flushed. Either drop can end mid-sample (the port
+        takes odd byte counts); one padding byte then puts the modem back on 16-bit samples,
+        or every later sample would be noise.
         """
         with self._lock:
             self._pending.clear()
             self.bytes_sent = max(0, self.bytes_sent - flushed_from_port)
+            if self.bytes_sent % SAMPLE_WIDTH:
+                self._pending += bytes(SAMPLE_WIDTH - self.bytes_sent % SAMPLE_WIDTH)
 
     def _lead(self) -> int:
         return self._byte_rate * self._lead_ms // 1000
