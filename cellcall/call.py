@@ -21,6 +21,7 @@ from cellcall.engines.cache import Engines, shared_engines
 from cellcall.engines.summary import summarize_call
 from cellcall.goal import Goal
 from cellcall.line import Line, LineError, LineEventKind
+from cellcall.openclaw import notify_call_finished
 from cellcall.outbox import CallOutbox
 from cellcall.policy import DialLedger, PolicyRefusal, check_dial
 from cellcall.record import CallRecord, CallStatus, Direction, Turn, TurnLatency
@@ -39,6 +40,7 @@ EXIT_CODES = {
     CallStatus.INTERRUPTED: 130,
 }
 INBOUND_ANSWER_TIMEOUT_S = 10.0
+OPENING_JOIN_S = 30.0  # a busy or unanswered call waits this long at most for the opening's models
 HANGUP_EVENTS = {
     LineEventKind.BUSY: (CallStatus.BUSY, "busy"),
     LineEventKind.NO_ANSWER: (CallStatus.NO_ANSWER, "no answer"),
@@ -172,7 +174,7 @@ class _Session:
             self.engines = engines or shared_engines(settings)
             self.engines.preload()
             self.opening = OpeningPrep(goal.opening, self.conversation, self.engines.tts, self.engines.llm,
-                                       speak_first=record.direction is Direction.INBOUND).start()
+                                       speak_first=record.direction is Direction.INBOUND)
 
     # ---- outbound / inbound ----------------------------------------------------------------------
 
@@ -182,9 +184,11 @@ class _Session:
             self.line.dial(self.goal.number)
         except LineError as exc:
             return self._end(CallStatus.FAILED, f"dial failed: {exc}", error=str(exc))
+        self.opening.start()  # after ATD: the dial itself waits on nothing
         return self._await_answer(self.settings.line.answer_timeout_s)
 
     def inbound(self) -> CallResult:
+        self.opening.start()
         try:
             self.line.answer()
         except LineError as exc:
@@ -302,6 +306,9 @@ class _Session:
             caller, agent = self.recorder.tracks()
             self.outbox.write_audio(caller, agent, self.recorder.sample_rate)
         report = self.outbox.finalize(record)
+        if self.opening is not None:
+            self.opening.join(OPENING_JOIN_S)  # native TTS/LLM work must not outlive the call (aborts at exit)
+        notify_call_finished(self.settings, record, self.outbox.path)
         self.observer.on_state("done")
         return CallResult(record, self.outbox.path, report, result)
 

@@ -85,3 +85,15 @@ def test_run_with_an_unknown_scenario_is_a_clear_error(tmp_path: Path) -> None:
                                 env={"CELLCALL_PATHS_OUTBOX": str(tmp_path)})
     assert result.exit_code == 2
     assert "dentist" in result.output and "Traceback" not in result.output
+
+
+def test_every_finished_call_is_queued_for_openclaw_refused_ones_too(tmp_path: Path) -> None:
+    """With the push on and no gateway listening, the call's outcome waits in the on-disk queue."""
+    settings = Settings()
+    settings.paths.outbox = str(tmp_path)
+    settings.openclaw.enabled = True
+    settings.openclaw.url = "http://127.0.0.1:9"  # discard port: nothing listens
+    result = place_call(dataclasses.replace(load_goal(DENTIST), number="+1911"), settings, UntouchableLine())
+    queued = tmp_path / ".openclaw-queue" / f"{result.record.call_id}.json"
+    assert queued.exists()
+    assert json.loads(queued.read_text())["payload"]["status"] == "refused"

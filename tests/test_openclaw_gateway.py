@@ -162,8 +162,7 @@ def test_a_simulated_call_ends_with_its_outcome_in_the_agents_session(running: G
     record = result.record
     assert record.status is CallStatus.BUSY and any(way == "rx" and text.startswith("ATD") for _, way, text in emulator.at_log)
 
-    notify_call_finished(settings, record, result.folder)  # what the call's caller does once the reports are written
-    assert wait_for_deliveries(30)
+    assert wait_for_deliveries(30)  # place_call queued the push itself once the reports were written
     assert queue_for(settings).entries() == []
     recorder.wait_for(f"Call id: {record.call_id}")
     recorder.wait_for(f"Report: {result.report.resolve()}", timeout_s=5)

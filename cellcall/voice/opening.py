@@ -40,6 +40,11 @@ class OpeningPrep:
         self._thread.start()
         return self
 
+    def join(self, timeout_s: float) -> None:
+        """Wait for the background work (if it was started) so no native inference outlives the call."""
+        if self._thread.ident is not None:
+            self._thread.join(timeout_s)
+
     def _run(self) -> None:
         try:
             if not self.opening.text:
