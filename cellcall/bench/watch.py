@@ -126,8 +126,8 @@ def render(results: dict[str, dict[str, list[float]]], stable_s: float, load: fl
         "",
         "Drop -> ready is mostly the stability window (a file must stay unchanged that long before it is used). "
         "Ready -> dialling is the claim (rename), re-parse and dedupe. Dialling -> ATD is place_call's policy "
-        "check, dial ledger, outbox folder, the start of the opening line's synthesis when the goal has one (it "
-        "competes for the CPU before the ATD is written), and the driver's AT+CPCMREG=0. Event-log stamps are "
+        "check, dial ledger, outbox folder and the driver's AT+CPCMREG=0 (the opening line is synthesised only "
+        "after the ATD, while it rings). Event-log stamps are "
         "wall-clock milliseconds, the ATD stamp is the emulator's monotonic clock.",
         "",
         f"Machine: {os.cpu_count()} CPU cores, 1-minute load average {load:.1f} when the run started (other work "
