@@ -8,12 +8,16 @@ command against the transcript, so a test fails when the driver sends something 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
 import select
 import threading
 import tty
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from cellcall.line.sim7600 import ModemOptions, Sim7600Line
 
 DATA = Path(__file__).parent / "data" / "modem"
 
@@ -90,3 +94,19 @@ class ScriptedModem:
                 self.mismatches.append(f"expected {step.data!r}, host sent {unit!r}")
                 return
         self.done.set()
+
+
+@contextlib.contextmanager
+def scripted_line(transcript: str, options: ModemOptions | None = None) -> Iterator[tuple[Sim7600Line, ScriptedModem]]:
+    """The driver on a recorded modem's AT port and a silent audio pty; everything closed afterwards."""
+    modem = ScriptedModem(load(transcript)).start()
+    audio_master, audio_slave = os.openpty()
+    tty.setraw(audio_slave)
+    line = Sim7600Line(modem.path, os.ttyname(audio_slave), options)
+    try:
+        yield line, modem
+    finally:
+        line.close()
+        modem.close()
+        os.close(audio_master)
+        os.close(audio_slave)

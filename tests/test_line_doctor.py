@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import tty
-
 from typer.testing import CliRunner
 
 from cellcall.cli import app
 from cellcall.config import Settings
 from cellcall.doctor import line_report, run_doctor
-from cellcall.line.sim7600 import Sim7600Line
-from scripted_modem import ScriptedModem, load
+from scripted_modem import scripted_line
 
 
 def test_doctor_on_the_emulator_reports_modem_sim_network() -> None:
@@ -25,18 +21,9 @@ def test_doctor_on_the_emulator_reports_modem_sim_network() -> None:
 
 
 def test_status_of_a_recorded_modem_without_service() -> None:
-    modem = ScriptedModem(load("open_and_status_no_service.txt")).start()
-    audio_master, audio_slave = os.openpty()
-    tty.setraw(audio_slave)
-    line = Sim7600Line(modem.path, os.ttyname(audio_slave))
-    try:
+    with scripted_line("open_and_status_no_service.txt") as (line, modem):
         line.open()
         status = line.status()
-    finally:
-        line.close()
-        modem.close()
-        os.close(audio_master)
-        os.close(audio_slave)
     assert not modem.mismatches and modem.done.is_set()
     assert (status.ready, status.registered, status.operator, status.signal_dbm) == (False, False, None, None)
     assert status.sim == "READY" and "not registered" in status.detail

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import time
-import tty
 
 import pytest
 
 from cellcall.line import LineEventKind
-from cellcall.line.sim7600 import ModemOptions, Sim7600Line
-from scripted_modem import ScriptedModem, load
+from cellcall.line.sim7600 import ModemOptions
+from scripted_modem import scripted_line
 
 
 @pytest.mark.slow
 def test_audio_that_never_routes_is_a_clear_line_error_and_a_hang_up() -> None:
-    modem = ScriptedModem(load("cpcmreg_never_routes.txt")).start()
-    audio_master, audio_slave = os.openpty()
-    tty.setraw(audio_slave)
-    line = Sim7600Line(modem.path, os.ttyname(audio_slave), ModemOptions(route_attempts=2))
     events = []
-    try:
+    with scripted_line("cpcmreg_never_routes.txt", ModemOptions(route_attempts=2)) as (line, modem):
         line.open()
         line.dial("+14155550132")
         deadline = time.monotonic() + 10
@@ -30,11 +24,6 @@ def test_audio_that_never_routes_is_a_clear_line_error_and_a_hang_up() -> None:
                 events.append(event)
         time.sleep(0.2)
         events += iter(lambda: line.next_event(0.01), None)
-    finally:
-        line.close()
-        modem.close()
-        os.close(audio_master)
-        os.close(audio_slave)
     assert not modem.mismatches and modem.done.is_set()
     errors = [e for e in events if e.kind is LineEventKind.ERROR]
     assert [e.detail for e in errors] == ["audio not routed: AT+CPCMREG=1 did not take after 2 attempts"]
