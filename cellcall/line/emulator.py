@@ -222,10 +222,10 @@ class ModemEmulator:
     def _power_cycle(self, lost_call: bool) -> None:
         """Ports vanish (USB re-enumeration); the modem comes back after `reenumerate_s` with boot URCs."""
         with self._lock:
+            self._at.vanish()  # first: whoever sees the call end must find the device already gone
+            self._audio.vanish()
             if lost_call:
                 self._end_call(by="lost", urcs=())
-            self._at.vanish()
-            self._audio.vanish()
             self._rx.clear()
             self._reset_settings()
         self._later(self.faults.reenumerate_s, self._power_on)
