@@ -1,5 +1,5 @@
 """`python -m cellcall` runs the same CLI as the `cellcall` console script."""
 
-from cellcall.cli import app
+from cellcall.cli.app import app
 
 app()

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cellcall.config import Settings
@@ -21,12 +21,12 @@ from cellcall.engines.cache import Engines, shared_engines
 from cellcall.engines.summary import summarize_call
 from cellcall.goal import Goal
 from cellcall.line import Line, LineError, LineEventKind
-from cellcall.openclaw import notify_call_finished
+from cellcall.openclaw.notify import notify_call_finished
 from cellcall.outbox import CallOutbox
 from cellcall.policy import DialLedger, PolicyRefusal, check_dial
 from cellcall.record import CallRecord, CallStatus, Direction, Turn, TurnLatency
 from cellcall.voice.conversation import Conversation
-from cellcall.voice.loop import LoopResult, VoicemailPlan, VoiceLoop
+from cellcall.voice.loop import LoopResult, VoiceLoop, VoicemailPlan
 from cellcall.voice.opening import OpeningPrep
 from cellcall.voice.recording import Recorder
 from cellcall.voice.reply import ModelParams
@@ -103,7 +103,7 @@ def place_call(
     settings = call_settings(goal, settings)
     record = _new_record(goal, goal.number, Direction.OUTBOUND)
     root = Path(settings.paths.outbox)
-    ledger = DialLedger(root / ".dials.jsonl")
+    ledger = DialLedger.in_outbox(root)
     try:
         if goal.number is None:
             raise PolicyRefusal("the goal has no number to call", "invalid")
@@ -111,7 +111,7 @@ def place_call(
     except PolicyRefusal as refusal:
         record.status, record.hangup_reason = CallStatus.REFUSED, f"policy: {refusal.reason}"
         return _Session(goal, settings, line, engines, stop, observer, record, load_models=False).close()
-    ledger.record(goal.number, datetime.now(timezone.utc))
+    ledger.record(goal.number, datetime.now(UTC))
     return _Session(goal, settings, line, engines, stop, observer, record).outbound()
 
 
@@ -138,7 +138,7 @@ def _new_record(goal: Goal, number: str | None, direction: Direction) -> CallRec
         number=number,
         direction=direction,
         status=CallStatus.FAILED,
-        started=datetime.now(timezone.utc),
+        started=datetime.now(UTC),
         goal_path=str(goal.path) if goal.path else None,
         objective=goal.objective,
         tags=list(goal.tags),
@@ -173,8 +173,13 @@ class _Session:
         if load_models:
             self.engines = engines or shared_engines(settings)
             self.engines.preload()
-            self.opening = OpeningPrep(goal.opening, self.conversation, self.engines.tts, self.engines.llm,
-                                       speak_first=record.direction is Direction.INBOUND)
+            self.opening = OpeningPrep(
+                goal.opening,
+                self.conversation,
+                self.engines.tts,
+                self.engines.llm,
+                speak_first=record.direction is Direction.INBOUND,
+            )
 
     # ---- outbound / inbound ----------------------------------------------------------------------
 
@@ -226,16 +231,32 @@ class _Session:
         stt, tts, llm = models
         plan = self.goal.voicemail
         loop = VoiceLoop(
-            self.line, stt, tts, llm, self.settings.voice, self.conversation,
-            ModelParams(self.settings.llm.max_tokens, self.settings.llm.temperature), self.opening.opening,
+            self.line,
+            stt,
+            tts,
+            llm,
+            self.settings.voice,
+            self.conversation,
+            ModelParams(self.settings.llm.max_tokens, self.settings.llm.temperature),
+            self.opening.opening,
             voicemail=VoicemailPlan(plan.action, plan.message) if plan else None,
-            language=self.goal.language, listener=_Listener(self), stop=self.stop, t0=answered_at,
+            language=self.goal.language,
+            listener=_Listener(self),
+            stop=self.stop,
+            t0=answered_at,
         )
         try:
             result = loop.run(backlog)
         except Exception as exc:  # noqa: BLE001 - a bug in the loop still ends in a hang-up and reports
-            result = LoopResult(f"internal error: {exc}", CallStatus.FAILED, f"{type(exc).__name__}: {exc}",
-                                set(loop.tags), list(loop.turns), list(loop.latencies), list(loop.barge_ins))
+            result = LoopResult(
+                f"internal error: {exc}",
+                CallStatus.FAILED,
+                f"{type(exc).__name__}: {exc}",
+                set(loop.tags),
+                list(loop.turns),
+                list(loop.latencies),
+                list(loop.barge_ins),
+            )
             self._hangup()
         self.loop_result, self.recorder = result, loop.recorder
         if result.reason != "remote hang-up" and result.status is not CallStatus.FAILED:
@@ -272,8 +293,11 @@ class _Session:
                 return None, backlog, self._early_end(event)
         if "error" in loaded:
             self._hangup()
-            return None, backlog, self._end(CallStatus.FAILED, f"models failed to load: {loaded['error']}",
-                                            error=str(loaded["error"]))
+            return (
+                None,
+                backlog,
+                self._end(CallStatus.FAILED, f"models failed to load: {loaded['error']}", error=str(loaded["error"])),
+            )
         return loaded["models"], backlog, None
 
     def _early_end(self, event) -> CallResult:

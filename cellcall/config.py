@@ -169,7 +169,9 @@ class Settings:
 
 
 def is_secret(key: str) -> bool:
-    return any(marker in key.lower() for marker in SECRET_MARKERS)
+    """`api_key`, `token`, `relay_token` are secrets; `max_tokens` is not (whole words only)."""
+    name = key.lower().rsplit(".", 1)[-1]
+    return any(name == marker or name.endswith("_" + marker) for marker in SECRET_MARKERS)
 
 
 def _sections() -> list[str]:

@@ -307,7 +307,13 @@ class _Reader:
             return None
 
     def text(
-        self, entries: dict[str, _Entry], key: str, required: bool = False, limit: int | None = None, where: str = "", parent_line: int | None = None
+        self,
+        entries: dict[str, _Entry],
+        key: str,
+        required: bool = False,
+        limit: int | None = None,
+        where: str = "",
+        parent_line: int | None = None,
     ) -> str | None:
         dotted = f"{where}{key}"
         if key not in entries or entries[key][0] is None:
@@ -330,7 +336,11 @@ class _Reader:
         if value is None:
             return default
         if value not in options:
-            self.add(entries[key][1], f"{where}{key}", f"{where}{key} must be one of {', '.join(options)}, got {value!r}{_close(value, options)}")
+            self.add(
+                entries[key][1],
+                f"{where}{key}",
+                f"{where}{key} must be one of {', '.join(options)}, got {value!r}{_close(value, options)}",
+            )
             return default
         return value
 
@@ -349,13 +359,15 @@ class _Reader:
     def number(self, entries: dict[str, _Entry], required: bool) -> str | None:
         if "number" not in entries or entries["number"][0] is None:
             if required and "number" not in self.unreadable:
-                self.add(entries["number"][1] if "number" in entries else None, "number", "number is required for an outbound goal")
+                self.add(
+                    entries["number"][1] if "number" in entries else None, "number", "number is required for an outbound goal"
+                )
             return None
         value, line, node = entries["number"]
         if isinstance(value, int) and not isinstance(value, bool):
             value = node.value  # unquoted +14155550132 is a YAML integer; keep the + as written
         if not isinstance(value, str):
-            self.add(line, "number", f"number must be text such as \"+14155550132\", got {_kind(value)}")
+            self.add(line, "number", f'number must be text such as "+14155550132", got {_kind(value)}')
             return None
         try:
             return normalize_number(value, self.default_country)
@@ -367,7 +379,13 @@ class _Reader:
         if key not in entries or entries[key][0] is None:
             return None
         value, line, _ = entries[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+            or (value == 0 and not allow_zero)
+        ):
             bound = "0 or more" if allow_zero else "more than 0"
             self.add(line, f"{where}{key}", f"{where}{key} must be a number of seconds, {bound}; got {value!r}")
             return None
@@ -405,7 +423,10 @@ class _Reader:
         if "action" not in entries:
             self.add(top["voicemail"][1], "voicemail.action", f"voicemail.action is required: {' or '.join(VOICEMAIL_ACTIONS)}")
         action = self.choice(entries, "action", VOICEMAIL_ACTIONS, "hangup", "voicemail.")
-        message = self.text(entries, "message", required=action == "leave_message", where="voicemail.", parent_line=top["voicemail"][1]) or ""
+        message = (
+            self.text(entries, "message", required=action == "leave_message", where="voicemail.", parent_line=top["voicemail"][1])
+            or ""
+        )
         return VoicemailRule(action=action, message=message)
 
     def retry(self, top: dict[str, _Entry]) -> RetryRule | None:
@@ -414,11 +435,19 @@ class _Reader:
             return None
         attempts = entries.get("attempts", (1, top["retry"][1], None))
         if isinstance(attempts[0], bool) or not isinstance(attempts[0], int) or not 0 <= attempts[0] <= MAX_RETRY_ATTEMPTS:
-            self.add(attempts[1], "retry.attempts", f"retry.attempts must be a whole number from 0 to {MAX_RETRY_ATTEMPTS}, got {attempts[0]!r}")
+            self.add(
+                attempts[1],
+                "retry.attempts",
+                f"retry.attempts must be a whole number from 0 to {MAX_RETRY_ATTEMPTS}, got {attempts[0]!r}",
+            )
         on = self.strings(entries, "on", "retry.") if "on" in entries else list(RETRY_ON)
         for item in on:
             if item not in RETRY_ON:
-                self.add(entries["on"][1], "retry.on", f"retry.on: {item!r} is not one of {', '.join(RETRY_ON)}{_close(item, RETRY_ON)}")
+                self.add(
+                    entries["on"][1],
+                    "retry.on",
+                    f"retry.on: {item!r} is not one of {', '.join(RETRY_ON)}{_close(item, RETRY_ON)}",
+                )
         backoff = self.positive(entries, "backoff_s", "retry.", allow_zero=True)
         count = attempts[0] if isinstance(attempts[0], int) and not isinstance(attempts[0], bool) else 0
         return RetryRule(attempts=count, backoff_s=600.0 if backoff is None else backoff, on=[i for i in on if i in RETRY_ON])
@@ -477,7 +506,9 @@ def _sections(body: str) -> dict[str, str]:
     """Body text under each heading (any level), in order; text before the first heading is 'Notes'."""
     lines = body.splitlines()
     tokens = MarkdownIt("commonmark").parse(body)
-    headings = [(tokens[i].map, tokens[i + 1].content.strip()) for i, t in enumerate(tokens) if t.type == "heading_open" and t.map]
+    headings = [
+        (tokens[i].map, tokens[i + 1].content.strip()) for i, t in enumerate(tokens) if t.type == "heading_open" and t.map
+    ]
     spans = [(PREAMBLE_SECTION, 0, headings[0][0][0] if headings else len(lines))]
     for index, (line_map, title) in enumerate(headings):
         end = headings[index + 1][0][0] if index + 1 < len(headings) else len(lines)
@@ -505,7 +536,9 @@ def _hint(word: str, options: tuple[str, ...]) -> str:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", bool: "true/false", int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+    return {dict: "a mapping", list: "a list", bool: "true/false", int: "a number", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def _type_name(kind: Any) -> str:

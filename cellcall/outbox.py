@@ -43,6 +43,7 @@ CHART_SPANS = ("first_audio_ms", "voice_to_voice_ms")
 P50_KEYS = ("stt_ms", "llm_first_token_ms", "tts_first_audio_ms", "first_audio_ms", "voice_to_voice_ms")
 MAX_UNIQUE = 100
 
+
 class CallLookupError(LookupError):
     """No call, or more than one, matches what the user asked for; the message says which."""
 
@@ -266,11 +267,12 @@ def find_call(root: Path, id_or_path: str) -> Path:
     return matches[0]
 
 
-
 def report_text(root: Path, id_or_path: str) -> str:
     """report.md of one call, for `cellcall show`; CallLookupError when there is none yet."""
     folder = find_call(root, id_or_path)
     try:
         return (folder / REPORT).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise CallLookupError(f"{folder} has no {REPORT} yet (the call is running or ended abruptly); see its {TRANSCRIPT}") from None
+        raise CallLookupError(
+            f"{folder} has no {REPORT} yet (the call is running or ended abruptly); see its {TRANSCRIPT}"
+        ) from None

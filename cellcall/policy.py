@@ -11,8 +11,7 @@ import fcntl
 import json
 import os
 import re
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -112,14 +111,21 @@ def premium_range(number: str) -> str | None:
 class DialLedger:
     """Append-only JSONL of dial attempts, shared safely by several processes (flock + O_APPEND)."""
 
+    FILE = ".dials.jsonl"  # in the outbox root, beside the call folders
+
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+
+    @classmethod
+    def in_outbox(cls, outbox_root: Path | str) -> DialLedger:
+        """The one ledger every process that dials from this outbox shares."""
+        return cls(Path(outbox_root) / cls.FILE)
 
     def record(self, number: str, at: datetime) -> None:
         """Note one dial attempt; one short line per write, so a crash never corrupts earlier lines."""
         if at.tzinfo is None:
             raise ValueError("ledger times must be timezone-aware")
-        line = json.dumps({"at": at.astimezone(timezone.utc).isoformat(), "number": number}) + "\n"
+        line = json.dumps({"at": at.astimezone(UTC).isoformat(), "number": number}) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
         try:
@@ -152,7 +158,7 @@ class DialLedger:
 
 def check_dial(number: str, policy: PolicySettings, ledger: DialLedger, now: datetime | None = None) -> None:
     """Raise PolicyRefusal unless `number` (E.164) may be dialled now; never touches a line."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if now.tzinfo is None:
         raise ValueError("check_dial needs a timezone-aware time")
     if not isinstance(number, str) or not E164.match(number):
@@ -182,7 +188,10 @@ def _matching(number: str, prefixes: list[str], name: str) -> str | None:
 
 
 def _check_rate(policy: PolicySettings, ledger: DialLedger, now: datetime) -> None:
-    for limit, window, name in ((policy.max_calls_per_hour, timedelta(hours=1), "hour"), (policy.max_calls_per_day, timedelta(days=1), "day")):
+    for limit, window, name in (
+        (policy.max_calls_per_hour, timedelta(hours=1), "hour"),
+        (policy.max_calls_per_day, timedelta(days=1), "day"),
+    ):
         if limit < 0:
             raise PolicyRefusal(f"policy.max_calls_per_{name} must be 0 or more, got {limit}", "config")
         made = ledger.count_since(now - window)
@@ -221,4 +230,6 @@ def _check_quiet_hours(policy: PolicySettings, now: datetime) -> None:
     local = now.astimezone(policy_zone(policy.timezone)).time().replace(tzinfo=None)
     inside = start <= local < end if start <= end else (local >= start or local < end)
     if inside:
-        raise PolicyRefusal(f"{local:%H:%M} is inside quiet hours {policy.quiet_hours} ({policy.timezone or 'local time'})", "quiet-hours")
+        raise PolicyRefusal(
+            f"{local:%H:%M} is inside quiet hours {policy.quiet_hours} ({policy.timezone or 'local time'})", "quiet-hours"
+        )

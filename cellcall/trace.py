@@ -50,8 +50,11 @@ class TurnTrace:
     def latency(self) -> TurnLatency:
         """The spans in ms from the end of caller speech; unreached marks stay None."""
         with self._lock:
-            spans = {field: round((self.marks[mark] - self.speech_end) * 1000.0, 1) for mark, field in MARKS.items()
-                     if mark in self.marks}
+            spans = {
+                field: round((self.marks[mark] - self.speech_end) * 1000.0, 1)
+                for mark, field in MARKS.items()
+                if mark in self.marks
+            }
         return TurnLatency(turn=self.turn, barge_in_stop_ms=self.barge_in_stop_ms, **spans)
 
 

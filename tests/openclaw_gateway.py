@@ -59,12 +59,16 @@ class OpenClawInstall:
         env.update(HOME=str(home), PATH=os.pathsep.join(path), NO_COLOR="1", OPENCLAW_HOME=str(home))
         return env
 
-    def run(self, home: Path, *args: str, timeout: float = 120, check: bool = True, extra_path: list[Path] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, home: Path, *args: str, timeout: float = 120, check: bool = True, extra_path: list[Path] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         done = subprocess.run(
             [str(self.openclaw), *args], env=self.env(home, extra_path), cwd=home, capture_output=True, text=True, timeout=timeout
         )
         if check and done.returncode != 0:
-            raise OpenClawUnavailable(f"`openclaw {' '.join(args)}` exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+            raise OpenClawUnavailable(
+                f"`openclaw {' '.join(args)}` exited {done.returncode}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+            )
         return done
 
 
@@ -104,7 +108,9 @@ def _npm_install(root: Path, install: OpenClawInstall) -> None:
         [str(install.openclaw), "--version"], env=install.env(root), capture_output=True, text=True, timeout=120
     )
     if OPENCLAW_VERSION not in version.stdout:
-        raise OpenClawUnavailable(f"openclaw --version printed {version.stdout!r} {version.stderr[-500:]!r}, expected {OPENCLAW_VERSION}")
+        raise OpenClawUnavailable(
+            f"openclaw --version printed {version.stdout!r} {version.stderr[-500:]!r}, expected {OPENCLAW_VERSION}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -146,13 +152,27 @@ class ModelRecorder:
                     self.send_header("Content-Type", "text/event-stream")
                     self.end_headers()
                     for delta, finish in (({"role": "assistant", "content": "HEARTBEAT_OK"}, None), ({}, "stop")):
-                        chunk = {"id": "r", "object": "chat.completion.chunk", "created": 0, "model": "recorder",
-                                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+                        chunk = {
+                            "id": "r",
+                            "object": "chat.completion.chunk",
+                            "created": 0,
+                            "model": "recorder",
+                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                        }
                         self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
                     self.wfile.write(b"data: [DONE]\n\n")
                     return
-                self._json({"id": "r", "object": "chat.completion", "created": 0, "model": "recorder",
-                            "choices": [{"index": 0, "message": {"role": "assistant", "content": "HEARTBEAT_OK"}, "finish_reason": "stop"}]})
+                self._json(
+                    {
+                        "id": "r",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": "recorder",
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": "HEARTBEAT_OK"}, "finish_reason": "stop"}
+                        ],
+                    }
+                )
 
             def _json(self, data: dict[str, Any]) -> None:
                 raw = json.dumps(data).encode()
@@ -190,8 +210,15 @@ class ModelRecorder:
 class Gateway:
     """`openclaw gateway run` in a temp HOME with hooks on; `start()`/`stop()` may be called repeatedly."""
 
-    def __init__(self, install: OpenClawInstall, home: Path, recorder: ModelRecorder, hooks_token: str, gateway_token: str,
-                 mappings: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        install: OpenClawInstall,
+        home: Path,
+        recorder: ModelRecorder,
+        hooks_token: str,
+        gateway_token: str,
+        mappings: list[dict[str, Any]] | None = None,
+    ) -> None:
         self.install, self.home, self.recorder = install, home, recorder
         self.hooks_token, self.gateway_token = hooks_token, gateway_token
         self.port = free_port()
@@ -213,11 +240,25 @@ class Gateway:
             "hooks": {"enabled": True, "token": self.hooks_token, "mappings": mappings},
             "logging": {"file": str(self.home / "openclaw.log")},
             "plugins": {"allow": ["vllm"]},  # only the model provider: the other bundled plugins double the start time
-            "models": {"providers": {"vllm": {
-                "baseUrl": f"http://127.0.0.1:{self.recorder.port}/v1", "apiKey": "local", "api": "openai-completions",
-                "models": [{"id": "recorder", "name": "recorder", "reasoning": False, "input": ["text"],
-                            "contextWindow": 32000, "maxTokens": 1000}],
-            }}},
+            "models": {
+                "providers": {
+                    "vllm": {
+                        "baseUrl": f"http://127.0.0.1:{self.recorder.port}/v1",
+                        "apiKey": "local",
+                        "api": "openai-completions",
+                        "models": [
+                            {
+                                "id": "recorder",
+                                "name": "recorder",
+                                "reasoning": False,
+                                "input": ["text"],
+                                "contextWindow": 32000,
+                                "maxTokens": 1000,
+                            }
+                        ],
+                    }
+                }
+            },
             "agents": {"defaults": {"model": {"primary": "vllm/recorder"}}},
         }
         state = self.home / ".openclaw"
@@ -230,8 +271,12 @@ class Gateway:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [str(self.install.openclaw), "gateway", "run", "--port", str(self.port), "--bind", "loopback"],
-            env=self.install.env(self.home), cwd=self.home, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            env=self.install.env(self.home),
+            cwd=self.home,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         log.close()
         started = time.monotonic()

@@ -14,17 +14,17 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cellcall.call import CallResult
 from cellcall.config import Settings
-from cellcall.events import EventLog
 from cellcall.goal import Goal
 from cellcall.line import Line, LineEventKind
 from cellcall.outbox import CallOutbox
 from cellcall.record import CallRecord, CallStatus, Direction
-from cellcall.runner import Runner, RunnerOptions
+from cellcall.watch.eventlog import EventLog
+from cellcall.watch.runner import Runner, RunnerOptions
 
 OUTCOMES = {
     LineEventKind.BUSY: CallStatus.BUSY,
@@ -63,8 +63,9 @@ class LineOnlyCalls:
         return self._finish(line, stop, outbox, record)
 
     def _start(self, goal: Goal, number: str | None, direction: Direction, observer: object) -> tuple[CallOutbox, CallRecord]:
-        record = CallRecord(uuid.uuid4().hex[:12], goal.name, number, direction, CallStatus.FAILED,
-                            datetime.now(timezone.utc), objective=goal.objective)
+        record = CallRecord(
+            uuid.uuid4().hex[:12], goal.name, number, direction, CallStatus.FAILED, datetime.now(UTC), objective=goal.objective
+        )
         outbox = CallOutbox.create(self.outbox_root, record)
         observer.on_outbox(outbox.path)  # type: ignore[attr-defined]
         return outbox, record
@@ -105,12 +106,26 @@ def never_answer(*_: object) -> CallResult:
 class RunnerThread:
     """A Runner running in a background thread, its log captured; stop() joins it."""
 
-    def __init__(self, settings: Settings, goals: Path, line_factory: Callable[[], Line], place, answer=never_answer,
-                 options: RunnerOptions | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        goals: Path,
+        line_factory: Callable[[], Line],
+        place,
+        answer=never_answer,
+        options: RunnerOptions | None = None,
+    ) -> None:
         self.log_stream = io.StringIO()
-        self.runner = Runner(settings, goals, line_factory=line_factory, place=place, answer=answer,
-                             log=EventLog(self.log_stream), options=options or RunnerOptions(rescan_s=0.5),
-                             outbox_root=Path(settings.paths.outbox))
+        self.runner = Runner(
+            settings,
+            goals,
+            line_factory=line_factory,
+            place=place,
+            answer=answer,
+            log=EventLog(self.log_stream),
+            options=options or RunnerOptions(rescan_s=0.5),
+            outbox_root=Path(settings.paths.outbox),
+        )
         self.thread = threading.Thread(target=self.runner.run, name="test-runner", daemon=True)
 
     def __enter__(self) -> RunnerThread:

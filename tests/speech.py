@@ -21,7 +21,7 @@ import numpy as np
 import soxr
 
 if TYPE_CHECKING:
-    from cellcall.engines.llm_embedded import EmbeddedChatModel
+    from cellcall.engines.llm.embedded import EmbeddedChatModel
     from cellcall.engines.stt import WhisperTranscriber
     from cellcall.engines.tts import PiperSynthesizer
 
@@ -49,7 +49,18 @@ def _librivox_dir() -> Path:
         CACHE.mkdir(parents=True, exist_ok=True)
         if not (CACHE / SDIST).is_file():
             subprocess.run(
-                [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "pocketsphinx==5.1.1", "-d", str(CACHE)],
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--no-binary",
+                    ":all:",
+                    "pocketsphinx==5.1.1",
+                    "-d",
+                    str(CACHE),
+                ],
                 check=True,
                 capture_output=True,
             )
@@ -145,7 +156,7 @@ def embedded_llm() -> EmbeddedChatModel:
 
     One thread: on this shared 2-core machine two llama.cpp threads wait on each other (measured
     several times slower under load), and the tests measure behaviour, not peak speed."""
-    from cellcall.engines.llm_embedded import EmbeddedChatModel
+    from cellcall.engines.llm.embedded import EmbeddedChatModel
     from cellcall.engines.models import gguf_model
 
     return EmbeddedChatModel(gguf_model("qwen2.5-0.5b", Path.home() / ".cache" / "cellcall"), threads=1, context=2048)

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cellcall.call import CallObserver, call_settings, exit_code, place_call
-from cellcall.cli import app
+from cellcall.cli.app import app
 from cellcall.config import Settings
 from cellcall.goal import load_goal
 from cellcall.record import CallStatus
@@ -81,8 +81,9 @@ def test_run_reports_goal_errors_and_exits_2(tmp_path: Path) -> None:
 
 
 def test_run_with_an_unknown_scenario_is_a_clear_error(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["run", str(DENTIST), "--line", "emulator", "--scenario", "dentst"],
-                                env={"CELLCALL_PATHS_OUTBOX": str(tmp_path)})
+    result = CliRunner().invoke(
+        app, ["run", str(DENTIST), "--line", "emulator", "--scenario", "dentst"], env={"CELLCALL_PATHS_OUTBOX": str(tmp_path)}
+    )
     assert result.exit_code == 2
     assert "dentist" in result.output and "Traceback" not in result.output
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from cellcall.bench.calls import ScenarioRun, false_barge_ins, render
 from cellcall.bench.report import write_section
 from cellcall.config import Settings
-from cellcall.line.farend import FarEndMetrics, FarEndTurn
+from cellcall.emulator.farend import FarEndMetrics, FarEndTurn
 from cellcall.record import TurnLatency
 
 
@@ -19,8 +19,14 @@ def test_a_barge_in_is_false_only_when_the_far_end_was_silent() -> None:
 
 def test_report_has_every_figure_against_its_target(tmp_path: Path) -> None:
     runs = [
-        ScenarioRun("dentist", "completed", "remote hang-up", voice_to_voice=[800.0, 1000.0, 1200.0],
-                    latencies=[TurnLatency(1, stt_ms=300.0, first_audio_ms=700.0)], underruns=1),
+        ScenarioRun(
+            "dentist",
+            "completed",
+            "remote hang-up",
+            voice_to_voice=[800.0, 1000.0, 1200.0],
+            latencies=[TurnLatency(1, stt_ms=300.0, first_audio_ms=700.0)],
+            underruns=1,
+        ),
         ScenarioRun("barge-in", "completed", "agent said goodbye", voice_to_voice=[900.0], barge_in_stop=[140.0], barge_ins=1),
         ScenarioRun("echo", "completed", "remote hang-up", voice_to_voice=[950.0], barge_ins=2, false_barge_ins=1),
     ]

@@ -17,9 +17,23 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_run_on_a_busy_line_prints_the_record_and_exits_4(tmp_path: Path) -> None:
     env = {**os.environ, "CELLCALL_PATHS_OUTBOX": str(tmp_path / "outbox"), "CELLCALL_LLM_BACKEND": "embedded"}
     done = subprocess.run(
-        [sys.executable, "-m", "cellcall", "run", str(ROOT / "goals" / "examples" / "dentist.md"),
-         "--line", "emulator", "--scenario", "busy", "--json"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "cellcall",
+            "run",
+            str(ROOT / "goals" / "examples" / "dentist.md"),
+            "--line",
+            "emulator",
+            "--scenario",
+            "busy",
+            "--json",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 4, done.stderr[-2000:]
     record = json.loads(done.stdout)

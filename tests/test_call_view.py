@@ -6,8 +6,8 @@ import io
 
 from rich.console import Console
 
+from cellcall.cli.view import LiveView
 from cellcall.record import Speaker, Turn, TurnLatency
-from cellcall.view import LiveView
 
 
 def test_live_view_shows_turns_cuts_and_latency_with_caller_text_verbatim() -> None:

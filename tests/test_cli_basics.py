@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from cellcall.cli import app
+from cellcall.cli.app import app
 from cellcall.goal import parse_goal
 from cellcall.outbox import CallOutbox
 from cellcall.record import CallRecord, CallStatus, Direction, ObjectiveMet, Speaker, Turn
@@ -47,7 +47,9 @@ def test_validate_folder_of_broken_goals_lists_each_and_exits_1(workdir: Path) -
 
 
 def test_validate_json(workdir: Path) -> None:
-    result = runner.invoke(app, ["validate", "--json", str(EXAMPLES / "dentist.md"), str(DATA / "invalid" / "bad_number.md"), "absent.md"])
+    result = runner.invoke(
+        app, ["validate", "--json", str(EXAMPLES / "dentist.md"), str(DATA / "invalid" / "bad_number.md"), "absent.md"]
+    )
     assert result.exit_code == 1
     rows = {Path(row["path"]).name: row for row in json.loads(result.output)}
     assert rows["dentist.md"]["valid"] and rows["dentist.md"]["number"] == "+14155550132" and rows["dentist.md"]["problems"] == []
@@ -68,10 +70,27 @@ def test_validate_empty_folder_is_a_failure(workdir: Path) -> None:
 
 
 def test_new_prints_a_goal_that_validates(workdir: Path) -> None:
-    result = runner.invoke(app, ["new", "Dentist Friday", "--number", "+1 415 555 0132", "--objective", 'Move "the" cleaning: any Friday', "--persona", "Alex"])
+    result = runner.invoke(
+        app,
+        [
+            "new",
+            "Dentist Friday",
+            "--number",
+            "+1 415 555 0132",
+            "--objective",
+            'Move "the" cleaning: any Friday',
+            "--persona",
+            "Alex",
+        ],
+    )
     assert result.exit_code == 0, result.output
     goal = parse_goal(result.output, "new")
-    assert (goal.id, goal.number, goal.objective, goal.persona) == ("dentist-friday", "+14155550132", 'Move "the" cleaning: any Friday', "Alex")
+    assert (goal.id, goal.number, goal.objective, goal.persona) == (
+        "dentist-friday",
+        "+14155550132",
+        'Move "the" cleaning: any Friday',
+        "Alex",
+    )
     (workdir / "dentist.md").write_text(result.output)
     assert runner.invoke(app, ["validate", "dentist.md"]).exit_code == 0
 
@@ -108,7 +127,7 @@ def test_config_error_exits_2(workdir: Path) -> None:
 
 def _finished_call(root: Path, call_id: str, goal: str, hour: int) -> Path:
     record = CallRecord(call_id=call_id, goal=goal, number="+14155550132", direction=Direction.OUTBOUND, status=CallStatus.COMPLETED,
-                        started=datetime(2026, 11, 24, hour, 0, tzinfo=timezone.utc), objective_met=ObjectiveMet.YES, duration_s=61.0,
+                        started=datetime(2026, 11, 24, hour, 0, tzinfo=UTC), objective_met=ObjectiveMet.YES, duration_s=61.0,
                         summary="Moved to Friday.", turns=[Turn(1, Speaker.AGENT, "Hi", 0.1), Turn(2, Speaker.CALLER, "Hello", 1.0)])  # fmt: skip
     box = CallOutbox.create(root, record)
     box.finalize(record)
@@ -122,7 +141,11 @@ def test_calls_and_show(workdir: Path) -> None:
     assert result.exit_code == 0
     rows = json.loads(result.output)
     assert [row["call_id"] for row in rows] == ["c-newer", "c-older"]
-    assert rows[0]["turns"] == 2 and rows[0]["status"] == "completed" and rows[0]["folder"] == str(Path("out") / newer.relative_to(workdir / "out"))
+    assert (
+        rows[0]["turns"] == 2
+        and rows[0]["status"] == "completed"
+        and rows[0]["folder"] == str(Path("out") / newer.relative_to(workdir / "out"))
+    )
     table = runner.invoke(app, ["calls", "-n", "1"], env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "[bold]plumber[/bold]" in table.output and "c-older" not in table.output
     shown = runner.invoke(app, ["show", "c-newer"])
@@ -135,7 +158,9 @@ def test_calls_and_show(workdir: Path) -> None:
 
 
 def test_show_a_call_without_report(workdir: Path) -> None:
-    record = CallRecord("c-live", "dentist", "+14155550132", Direction.OUTBOUND, CallStatus.COMPLETED, datetime(2026, 11, 24, tzinfo=timezone.utc))
+    record = CallRecord(
+        "c-live", "dentist", "+14155550132", Direction.OUTBOUND, CallStatus.COMPLETED, datetime(2026, 11, 24, tzinfo=UTC)
+    )
     CallOutbox.create(workdir / "out", record)
     result = runner.invoke(app, ["show", "c-live"])
     assert result.exit_code == 1 and "no report.md yet" in result.output

@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 import serial
-
-from cellcall.line.emulator import Faults, ModemEmulator
-from cellcall.line.scenario import Scenario
 from emulator_client import AtClient
+
+from cellcall.emulator.modem import Faults, ModemEmulator
+from cellcall.emulator.scenario import Scenario
 
 NUMBER = "+14155550132"
 
@@ -220,7 +220,7 @@ def test_sms_prompt_flow(modem: ModemEmulator, at: AtClient) -> None:
 
 
 def test_dtmf_both_ways(modem: ModemEmulator, at: AtClient) -> None:
-    from cellcall.line.scenario import ScenarioLine
+    from cellcall.emulator.scenario import ScenarioLine
 
     modem.scenario = Scenario(answer_delay_s=0.3, lines=(ScenarioLine(dtmf="4#"),))
     assert at.command("AT+VTS=1")[-1] == "ERROR"  # no call

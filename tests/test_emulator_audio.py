@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-
-from cellcall.line.emulator import Faults, ModemEmulator
-from cellcall.line.scenario import Echo, Scenario
 from emulator_client import AtClient, AudioClient, tone
+
+from cellcall.emulator.modem import Faults, ModemEmulator
+from cellcall.emulator.scenario import Echo, Scenario
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +96,7 @@ def test_uplink_back_pressure_at_exactly_real_time(call: tuple[ModemEmulator, At
     finally:
         os.close(fd)
     assert len(full) > 100, "writing as fast as possible must fill the port"
-    increments = [(t, n - previous) for (t, n), (_, previous) in zip(full, [(0.0, full[0][1])] + full)]
+    increments = [(t, n - previous) for (t, n), (_, previous) in zip(full, [(0.0, full[0][1])] + full, strict=False)]
     rate = byte_rate(increments, skip_s=0.5)
     print(f"uplink accepted at {rate:.1f} B/s once the port was full ({len(full)} refused writes)")
     assert abs(rate - 16000) / 16000 < 0.02
@@ -148,11 +148,10 @@ def test_echo_mixes_the_uplink_back_late_and_quiet() -> None:
     assert -19 <= level_db <= -17
 
 
-
 def test_volte_far_end_speech_keeps_its_length_and_pitch() -> None:
-    from cellcall.line.scenario import ScenarioLine, Sound, Tone
-
     from emulator_client import loud_spans
+
+    from cellcall.emulator.scenario import ScenarioLine, Sound, Tone
 
     line = ScenarioLine(sound=Sound(tone=Tone(hz=500, ms=400)), pause_s=2.0)  # well after the route is up
     modem, at = start_call(Faults(volte_16k=True), Scenario(answer_delay_s=0.2, lines=(line,)))
@@ -198,7 +197,7 @@ def test_downlink_bytes_the_host_did_not_read_are_dropped_in_whole_samples(tmp_p
     """A host that stops reading: the modem drops what does not fit, but only whole samples."""
     import wave
 
-    from cellcall.line.scenario import ScenarioLine, Sound
+    from cellcall.emulator.scenario import ScenarioLine, Sound
 
     wav = tmp_path / "dc.wav"
     with wave.open(str(wav), "wb") as out:

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from cellcall.line.sim import SimError, parse_faults
 from emulator_client import AtClient
+
+from cellcall.emulator.sim import SimError, parse_faults
 
 
 @pytest.mark.slow

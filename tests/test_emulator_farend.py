@@ -7,11 +7,11 @@ import time
 
 import numpy as np
 import pytest
-
-from cellcall.line.emulator import ModemEmulator
-from cellcall.line.farend import FarEndTurn, Segment, SpeechTracker, score_turns, tone_pcm
-from cellcall.line.scenario import Scenario, ScenarioLine, Sound, load_scenario
 from emulator_client import AtClient, AudioClient, loud_spans, tone
+
+from cellcall.emulator.farend import FarEndTurn, Segment, SpeechTracker, score_turns, tone_pcm
+from cellcall.emulator.modem import ModemEmulator
+from cellcall.emulator.scenario import Scenario, ScenarioLine, Sound, load_scenario
 
 FRAME = 320
 LOUD = tone(20)

@@ -16,8 +16,8 @@ from speech import embedded_llm
 from cellcall.config import LlmSettings
 from cellcall.engines import ChatMessage, ChatModel, EngineError
 from cellcall.engines.llm import make_chat_model
-from cellcall.engines.llm_ollama import OllamaChatModel, ollama_host
-from cellcall.engines.llm_openai import OpenAIChatModel
+from cellcall.engines.llm.ollama import OllamaChatModel, ollama_host
+from cellcall.engines.llm.openai import OpenAIChatModel
 from cellcall.engines.sentences import split_sentences
 
 CANCEL_BOUND_S = 0.05
@@ -161,11 +161,21 @@ class _OllamaHandler(BaseHTTPRequestHandler):
         self.end_headers()
         try:
             for word in self.server.words:
-                chunk = {"model": request["model"], "created_at": "2026-11-26T10:00:00Z", "message": {"role": "assistant", "content": word}, "done": False}
+                chunk = {
+                    "model": request["model"],
+                    "created_at": "2026-11-26T10:00:00Z",
+                    "message": {"role": "assistant", "content": word},
+                    "done": False,
+                }
                 self.wfile.write((json.dumps(chunk) + "\n").encode())
                 self.wfile.flush()
                 time.sleep(self.server.delay_s)
-            final = {"model": request["model"], "message": {"role": "assistant", "content": ""}, "done": True, "done_reason": "stop"}
+            final = {
+                "model": request["model"],
+                "message": {"role": "assistant", "content": ""},
+                "done": True,
+                "done_reason": "stop",
+            }
             self.wfile.write((json.dumps(final) + "\n").encode())
         except (BrokenPipeError, ConnectionResetError):
             self.server.disconnected.set()

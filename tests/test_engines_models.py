@@ -71,7 +71,9 @@ def _fake_package(root: Path, name: str, files: dict[str, bytes]) -> None:
 
 def test_whisper_base_is_joined_from_two_packages_laid_out_like_the_wheels(tmp_path: Path, monkeypatch) -> None:
     _fake_package(tmp_path / "site", "fake_whisper_base_1", {"model.bin.part1": b"A" * 1000})
-    _fake_package(tmp_path / "site", "fake_whisper_base_2", {"model.bin.part2": b"B" * 10, "config.json": b"{}", "tokenizer.json": b"{}"})
+    _fake_package(
+        tmp_path / "site", "fake_whisper_base_2", {"model.bin.part2": b"B" * 10, "config.json": b"{}", "tokenizer.json": b"{}"}
+    )
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.setattr(models, "BASE_PACKAGES", ["fake-whisper-base-1", "fake-whisper-base-2"])
     folder = whisper_model_dir("base", tmp_path / "cache")

@@ -41,7 +41,10 @@ def test_a_tag_inside_a_sentence_rides_with_it_and_variants_are_understood() -> 
 
 
 def test_brackets_that_are_not_tags_are_spoken() -> None:
-    assert [s.text for s in split_sentences(["I have [three", "] items. [Note] done"])] == ["I have [three] items.", "[Note] done"]
+    assert [s.text for s in split_sentences(["I have [three", "] items. [Note] done"])] == [
+        "I have [three] items.",
+        "[Note] done",
+    ]
 
 
 def test_abbreviations_initials_and_decimals_do_not_end_a_sentence() -> None:
@@ -59,7 +62,12 @@ def test_a_long_first_sentence_is_cut_at_a_comma_to_start_speech_sooner() -> Non
 
 
 @settings(max_examples=400)
-@given(st.lists(st.sampled_from(["Hi", " there", ".", " ", ",", "[HANG", "UP]", "[OBJECTIVE_MET]", " ok", "!", "\n", "[", "x]"]), max_size=40))
+@given(
+    st.lists(
+        st.sampled_from(["Hi", " there", ".", " ", ",", "[HANG", "UP]", "[OBJECTIVE_MET]", " ok", "!", "\n", "[", "x]"]),
+        max_size=40,
+    )
+)
 def test_no_text_is_lost_and_no_tag_is_ever_spoken(tokens: list[str]) -> None:
     sentences = list(split_sentences(tokens))
     spoken = " ".join(s.text for s in sentences)

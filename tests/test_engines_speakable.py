@@ -23,7 +23,10 @@ from cellcall.engines.speakable import number_words, ordinal_words, speakable, y
         ("Call +1 415 555 0132", "Call plus one, four one five, five five five, zero one three two"),
         ("Dial 555-0100 now", "Dial five five five, zero one zero zero now"),
         ("+14155550132", "plus one four one five five five five zero one three two"),
-        ("Ref 1234567 and patient 4471.", "Ref one two three four five six seven and patient four thousand four hundred seventy-one."),
+        (
+            "Ref 1234567 and patient 4471.",
+            "Ref one two three four five six seven and patient four thousand four hundred seventy-one.",
+        ),
         ("Dr. Smith & Mr. Jones, appt. at St. Mary", "Doctor Smith and Mister Jones, appointment at Street Mary"),
         ("Room #4, **50%** off", "Room number four, fifty percent off"),
         ("the 1st, 2nd, 3rd and 22nd", "the first, second, third and twenty-second"),
@@ -42,7 +45,9 @@ def test_number_words() -> None:
     assert number_words(-7) == "minus seven"
     assert ordinal_words(40) == "fortieth"
     assert ordinal_words(101) == "one hundred first"
-    assert year_words(2000) == "two thousand" and year_words(1905) == "nineteen oh five" and year_words(1900) == "nineteen hundred"
+    assert (
+        year_words(2000) == "two thousand" and year_words(1905) == "nineteen oh five" and year_words(1900) == "nineteen hundred"
+    )
 
 
 def test_impossible_dates_and_times_are_left_alone() -> None:

@@ -49,8 +49,10 @@ def test_incremental_final_text_matches_and_saves_time_after_end_of_speech() -> 
     _feed_live(session, clip.pcm + silence, pace_s=0.02)
     final = session.finish()
     saved_ms = (whole.compute_s - final.compute_s) * 1000
-    print(f"after end of speech: whole decode {whole.compute_s * 1000:.0f} ms, incremental finish "
-          f"{final.compute_s * 1000:.0f} ms, saved {saved_ms:.0f} ms ({session.decodes} background decodes)")
+    print(
+        f"after end of speech: whole decode {whole.compute_s * 1000:.0f} ms, incremental finish "
+        f"{final.compute_s * 1000:.0f} ms, saved {saved_ms:.0f} ms ({session.decodes} background decodes)"
+    )
     assert wer(clip.reference, final.text) <= WER_BOUND
     assert session.decodes >= 1
     assert final.audio_s == pytest.approx(clip.seconds + 0.5)

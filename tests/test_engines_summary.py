@@ -43,15 +43,25 @@ class _ScriptedModel:
 
 
 def test_valid_json_in_a_code_fence_is_validated_and_cleaned() -> None:
-    reply = '```json\n{"summary": "Moved\\u0007 the cleaning.", "outcome": "Booked Friday 9 am.", "objective_met": "YES",' \
-            ' "facts": ["Friday 9 am is open", 42, null, ""], "next_steps": []}\n```'
+    reply = (
+        '```json\n{"summary": "Moved\\u0007 the cleaning.", "outcome": "Booked Friday 9 am.", "objective_met": "YES",'
+        ' "facts": ["Friday 9 am is open", 42, null, ""], "next_steps": []}\n```'
+    )
     result = parse_summary(reply, set())
-    assert result == CallSummary("Moved the cleaning.", "Booked Friday 9 am.", ObjectiveMet.YES, ["Friday 9 am is open", "42"], [])
+    assert result == CallSummary(
+        "Moved the cleaning.", "Booked Friday 9 am.", ObjectiveMet.YES, ["Friday 9 am is open", "42"], []
+    )
 
 
 @pytest.mark.parametrize(
     "junk",
-    ["Sure! The call went well.", '{"summary": "x"}', '{"summary": "x", "outcome": "y", "facts": "not a list"}', "[1, 2]", "{broken"],
+    [
+        "Sure! The call went well.",
+        '{"summary": "x"}',
+        '{"summary": "x", "outcome": "y", "facts": "not a list"}',
+        "[1, 2]",
+        "{broken",
+    ],
 )
 def test_junk_replies_fall_back_to_the_deterministic_summary(junk: str) -> None:
     result = summarize_call(_ScriptedModel(junk), OBJECTIVE, TURNS, {"OBJECTIVE_MET"})

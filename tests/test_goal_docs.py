@@ -53,7 +53,7 @@ def test_udev_rules_are_well_formed_and_name_interfaces_02_and_04() -> None:
             assert match, f"not a udev key/value pair: {pair!r} in {rule!r}"
             key, attr, op, value = match.groups()
             assignments.setdefault(f"{key}{attr or ''}{op}", []).append(value)
-    assert 'ID_MM_DEVICE_IGNORE' in " ".join(rules) and "1" in assignments["ENV{ID_MM_DEVICE_IGNORE}="]
+    assert "ID_MM_DEVICE_IGNORE" in " ".join(rules) and "1" in assignments["ENV{ID_MM_DEVICE_IGNORE}="]
     assert assignments["ATTRS{idVendor}=="] == ["1e0e"] and assignments["ATTRS{idProduct}=="] == ["9001"]
     assert sorted(assignments["ENV{ID_USB_INTERFACE_NUM}=="]) == ["02", "04"]
     assert sorted(assignments["SYMLINK+="]) == ["cellcall-at", "cellcall-audio"]

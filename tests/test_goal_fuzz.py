@@ -15,7 +15,11 @@ scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=30),
     st.sampled_from(["+14155550132", "911", "2026-11-25", "2026-11-25T09:00:00Z", "on", "~", "hangup"]),
 )  # fmt: skip
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12) | st.sampled_from(KEYS), inner, max_size=4), max_leaves=12)
+values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12) | st.sampled_from(KEYS), inner, max_size=4),
+    max_leaves=12,
+)
 frontmatter = st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=15), values, max_size=8)
 yaml_noise = st.text(alphabet=st.sampled_from(list("abc:-[]{}!&*|>'\"#%@`,?\n +0123456789.")), max_size=200)
 

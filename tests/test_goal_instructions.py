@@ -12,7 +12,13 @@ EXAMPLES = Path(__file__).parent.parent / "goals" / "examples"
 def test_instructions_carry_the_goal_and_the_ending_tags() -> None:
     goal = load_goal(EXAMPLES / "dentist.md")
     prompt = goal.instructions()
-    for part in (goal.persona, goal.objective, "patient number is 4471", "Never share Sam's date of birth", "asked to stop calling"):
+    for part in (
+        goal.persona,
+        goal.objective,
+        "patient number is 4471",
+        "Never share Sam's date of birth",
+        "asked to stop calling",
+    ):
         assert part in prompt
     for tag in (TAG_OBJECTIVE_MET, TAG_HANGUP, TAG_VOICEMAIL):
         assert tag in prompt

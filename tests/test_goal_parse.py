@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,11 @@ EXPECTED_PROBLEMS = {
     "nul_byte.md": [(5, "NUL byte")],
     "python_tag.md": [(3, "could not determine a constructor")],
     "unclosed.md": [(1, "not closed")],
-    "unknown_keys.md": [(2, 'unknown key \'numbr\' (did you mean "number"?)'), (4, "dialling policy is set in cellcall.toml"), (None, "number is required")],
+    "unknown_keys.md": [
+        (2, "unknown key 'numbr' (did you mean \"number\"?)"),
+        (4, "dialling policy is set in cellcall.toml"),
+        (None, "number is required"),
+    ],
     "voicemail_without_message.md": [(4, "voicemail.message is required")],
     "window_backwards.md": [(5, "not_after must be later than not_before")],
     "many_problems.md": [
@@ -77,9 +81,16 @@ def test_dentist_example_reads_every_field() -> None:
     assert goal.hangup.when == ["objective met", "voicemail", "asked to stop calling"]
     assert goal.voicemail is not None and goal.voicemail.action == "leave_message"
     assert goal.voicemail.message == "Please call Sam back at 555 0100."
-    assert goal.retry is not None and (goal.retry.attempts, goal.retry.backoff_s, goal.retry.on) == (2, 900.0, ["busy", "no-answer"])
-    assert goal.not_before == datetime(2026, 11, 25, 17, 0, tzinfo=timezone.utc)
-    assert goal.sections == {"Context": "Sam's patient number is 4471. Any Friday before noon works.", "Never": "Never share Sam's date of birth."}
+    assert goal.retry is not None and (goal.retry.attempts, goal.retry.backoff_s, goal.retry.on) == (
+        2,
+        900.0,
+        ["busy", "no-answer"],
+    )
+    assert goal.not_before == datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
+    assert goal.sections == {
+        "Context": "Sam's patient number is 4471. Any Friday before noon works.",
+        "Never": "Never share Sam's date of birth.",
+    }
 
 
 def test_inbound_example_needs_no_number() -> None:
@@ -97,7 +108,9 @@ def test_national_number_overrides_and_yaml_on_key() -> None:
     goal = load_goal(DATA / "valid" / "national_number.md")
     assert goal.number == "+14155550132" and goal.name == "delivery-check" and goal.id == "delivery-check"
     assert goal.retry is not None and goal.retry.on == ["no-answer"]  # `on:` is YAML 1.1 true; read as written
-    assert goal.llm == {"temperature": 0.2, "max_tokens": 80} and goal.tts == {"length_scale": 1.1} and goal.stt == {"beam_size": 2}
+    assert (
+        goal.llm == {"temperature": 0.2, "max_tokens": 80} and goal.tts == {"length_scale": 1.1} and goal.stt == {"beam_size": 2}
+    )
     assert goal.not_after is not None and goal.not_after.utcoffset() == timedelta(hours=1)
     assert goal.sections == {"Delivery": "Parcel 88.", "Never": "Never pay anything."}
     assert goal.language == "en-US"

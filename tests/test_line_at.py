@@ -11,10 +11,10 @@ import pytest
 import serial
 from hypothesis import given
 from hypothesis import strategies as st
+from scripted_modem import ScriptedModem, load
 
 from cellcall.line import LineError
 from cellcall.line.at import ATChannel, ATCommandError, ATTimeout, Urc, UrcKind, command_prefix, parse_urc
-from scripted_modem import ScriptedModem, load
 
 
 @pytest.mark.parametrize(
@@ -188,9 +188,9 @@ def test_timeout_and_vanished_port() -> None:
 
 
 URC_STREAM = (
-    b"\r\nRING\r\n\r\n+CLIP: \"+27839776374\",145,,,\"\",0\r\n\r\r\nVOICE CALL: BEGIN\r\r\n"
+    b'\r\nRING\r\n\r\n+CLIP: "+27839776374",145,,,"",0\r\n\r\r\nVOICE CALL: BEGIN\r\r\n'
     b"\r\n+RXDTMF: 1\r\n\r\r\nVOICE CALL:END: 000017\r\r\n\r\nNO CARRIER\r\n"
-    b"\r\nMISSED_CALL: 08:48AM +27839776374\r\n\r\n+CMTI: \"SM\",2\r\n"
+    b'\r\nMISSED_CALL: 08:48AM +27839776374\r\n\r\n+CMTI: "SM",2\r\n'
 )
 
 
@@ -200,7 +200,7 @@ def test_urcs_survive_any_split_of_the_byte_stream(cuts: list[int]) -> None:
     got: list[Urc] = []
     channel = ATChannel(port=None, on_urc=got.append)  # type: ignore[arg-type]  # feed() never touches the port
     bounds = [0, *sorted(cuts), len(URC_STREAM)]
-    for start, end in zip(bounds, bounds[1:]):
+    for start, end in zip(bounds, bounds[1:], strict=False):
         channel.feed(URC_STREAM[start:end])
     assert [(u.kind, u.args) for u in got] == [
         (UrcKind.RING, ()),

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from scripted_modem import scripted_line
 from typer.testing import CliRunner
 
-from cellcall.cli import app
+from cellcall.cli.app import app
+from cellcall.cli.doctor import line_report, run_doctor
 from cellcall.config import Settings
-from cellcall.doctor import line_report, run_doctor
-from scripted_modem import scripted_line
 
 
 def test_doctor_on_the_emulator_reports_modem_sim_network() -> None:

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from cellcall.config import Settings
+from cellcall.emulator.line import start_emulated_line
+from cellcall.emulator.modem import Faults, ModemEmulator
+from cellcall.emulator.scenario import Scenario, Sound, Tone
 from cellcall.line import LineError, LineEvent, LineEventKind
-from cellcall.line.emulator import Faults, ModemEmulator
-from cellcall.line.factory import make_line, start_emulated_line
-from cellcall.line.scenario import Scenario, Sound, Tone
+from cellcall.line.factory import make_line
 from cellcall.line.pacing import PacedWriter
 from cellcall.line.sim7600 import ModemOptions, Sim7600Line
 
@@ -320,8 +321,9 @@ def test_make_line_emulator_kind_and_errors() -> None:
         wait_for(line, K.BUSY)  # type: ignore[arg-type]
     finally:
         line.close()
-    with pytest.raises(LineError, match="the emulator makes its own ports"):
-        make_line(settings, at_port="/dev/ttyUSB2", audio_port="/dev/ttyUSB4")
+    explicit = make_line(settings, at_port="/dev/ttyUSB2", audio_port="/dev/ttyUSB4")
+    assert isinstance(explicit, Sim7600Line)  # explicit ports mean the modem behind them, not the emulator
+    assert (explicit.at_path, explicit.audio_path) == ("/dev/ttyUSB2", "/dev/ttyUSB4")
     settings.line.kind = "sip"
     with pytest.raises(LineError, match="unknown line kind 'sip'"):
         make_line(settings)

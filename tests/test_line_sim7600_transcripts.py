@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
+from scripted_modem import scripted_line
 
 from cellcall.line import LineEventKind
 from cellcall.line.sim7600 import ModemOptions
-from scripted_modem import scripted_line
 
 
 @pytest.mark.slow

@@ -12,15 +12,15 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from openclaw_gateway import OpenClawInstall, openclaw_install  # noqa: F401 (fixture)
+from openclaw_gateway import OpenClawInstall
 from test_openclaw_push import make_record
 
 from cellcall.config import Settings
-from cellcall.openclaw_setup import apply_setup, hook_mapping, install_skill
+from cellcall.openclaw.setup import apply_setup, hook_mapping, install_skill
 from cellcall.outbox import CallOutbox
 
 pytestmark = [pytest.mark.openclaw, pytest.mark.slow]
@@ -40,28 +40,41 @@ def test_skill_is_ready_once_cellcall_is_on_path(openclaw_install: OpenClawInsta
     home = tmp_path / "home"
     install_skill(Settings(), home / ".openclaw" / "workspace")
     args = [str(openclaw_install.openclaw), "skills", "info", "cellcall"]
-    missing = json.loads(subprocess.run([*args, "--json"], env=openclaw_env(openclaw_install, home, False), cwd=home,
-                                        capture_output=True, text=True, timeout=180, check=True).stdout)
+    missing = json.loads(
+        subprocess.run(
+            [*args, "--json"],
+            env=openclaw_env(openclaw_install, home, False),
+            cwd=home,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=True,
+        ).stdout
+    )
     assert missing["eligible"] is False and missing["missing"]["bins"] == ["cellcall"]
     assert missing["source"] == "openclaw-workspace" and missing["requirements"]["os"] == ["linux"]
-    ready = subprocess.run(args, env=openclaw_env(openclaw_install, home, True), cwd=home, capture_output=True, text=True,
-                           timeout=180, check=True)
+    ready = subprocess.run(
+        args, env=openclaw_env(openclaw_install, home, True), cwd=home, capture_output=True, text=True, timeout=180, check=True
+    )
     assert "cellcall ✓ Ready" in ready.stdout, ready.stdout
 
 
-def test_memory_search_finds_a_calls_report_after_setup_apply(openclaw_install: OpenClawInstall, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_memory_search_finds_a_calls_report_after_setup_apply(
+    openclaw_install: OpenClawInstall, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "home"
     (home / ".openclaw").mkdir(parents=True)
     # keyword search (no embedding key here), and a path of the user's that setup must keep
-    (home / ".openclaw" / "openclaw.json").write_text(json.dumps({"memory": {"search": {"provider": "none", "extraPaths": ["/srv/notes"]}}}))
+    (home / ".openclaw" / "openclaw.json").write_text(
+        json.dumps({"memory": {"search": {"provider": "none", "extraPaths": ["/srv/notes"]}}})
+    )
     monkeypatch.setenv("PATH", openclaw_env(openclaw_install, home, True)["PATH"])
     monkeypatch.setenv("OPENCLAW_HOME", str(home))
     settings = Settings()
     settings.paths.outbox = str(tmp_path / "outbox")
     settings.openclaw.mode = "mapped"  # also the hook and its mapping, so OpenClaw's schema checks them
     record = make_record(f"20261126-{uuid.uuid4().hex[:8]}")
-    record.started = datetime.now(timezone.utc)
+    record.started = datetime.now(UTC)
     record.summary = "The receptionist Zarnowskaya moved the cleaning to Friday at nine."
     report = CallOutbox.create(Path(settings.paths.outbox), record).finalize(record)
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from cellcall.config import Settings
-from cellcall.openclaw import (
+from cellcall.openclaw.notify import (
     deliver_pending,
     describe_report,
     notify_call_finished,
@@ -31,9 +31,9 @@ from cellcall.openclaw import (
     start_periodic_delivery,
     wait_for_deliveries,
 )
-from cellcall.openclaw_payload import EXCERPT_LIMIT, SUMMARY_LIMIT, clean_text, push_payload, push_text
-from cellcall.openclaw_push import FAILED, REJECTED, RETRY, cli_command, deliver, gateway_ws_url
-from cellcall.openclaw_queue import PENDING, PushQueue, QueueEntry
+from cellcall.openclaw.payload import EXCERPT_LIMIT, SUMMARY_LIMIT, clean_text, push_payload, push_text
+from cellcall.openclaw.push import FAILED, REJECTED, RETRY, cli_command, deliver, gateway_ws_url
+from cellcall.openclaw.queue import PENDING, PushQueue, QueueEntry
 from cellcall.record import CallRecord, CallStatus, Direction, ObjectiveMet, Speaker, Turn
 
 TOKEN = "s3cret-token-value-9f8e7d"
@@ -47,9 +47,16 @@ def make_record(call_id: str = "20261126-103000-dentist", caller_text: str = "We
         Turn(2, Speaker.AGENT, "Friday at nine works, thank you.", 6.0),
     ]
     return CallRecord(
-        call_id=call_id, goal="dentist", number="+14155550132", direction=Direction.OUTBOUND, status=CallStatus.COMPLETED,
-        started=datetime(2026, 11, 26, 10, 30, tzinfo=timezone.utc), objective_met=ObjectiveMet.YES, duration_s=125.4,
-        summary="Moved the cleaning to Friday 9 am.", turns=turns,
+        call_id=call_id,
+        goal="dentist",
+        number="+14155550132",
+        direction=Direction.OUTBOUND,
+        status=CallStatus.COMPLETED,
+        started=datetime(2026, 11, 26, 10, 30, tzinfo=UTC),
+        objective_met=ObjectiveMet.YES,
+        duration_s=125.4,
+        summary="Moved the cleaning to Friday 9 am.",
+        turns=turns,
     )
 
 
@@ -171,8 +178,14 @@ def test_queue_lock_excludes_another_process(tmp_path: Path) -> None:
     queue = PushQueue(tmp_path)
     queue.path.mkdir(parents=True)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl,sys,time; f=open(sys.argv[1],'a'); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)",
-         str(queue.path / ".lock")], stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import fcntl,sys,time; f=open(sys.argv[1],'a'); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(30)",
+            str(queue.path / ".lock"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -213,10 +226,17 @@ def test_mapped_push_posts_the_calls_json_to_the_mapped_path(tmp_path: Path, fak
 
 @pytest.mark.parametrize(
     ("status", "kind", "words"),
-    [(401, REJECTED, "OpenClaw rejected the token (HTTP 401"), (403, REJECTED, "OpenClaw rejected the token (HTTP 403"),
-     (400, FAILED, "refused the push (HTTP 400"), (404, FAILED, "cellcall openclaw setup"), (503, RETRY, "HTTP 503")],
+    [
+        (401, REJECTED, "OpenClaw rejected the token (HTTP 401"),
+        (403, REJECTED, "OpenClaw rejected the token (HTTP 403"),
+        (400, FAILED, "refused the push (HTTP 400"),
+        (404, FAILED, "cellcall openclaw setup"),
+        (503, RETRY, "HTTP 503"),
+    ],
 )
-def test_gateway_answers_are_classified_with_clear_messages(tmp_path: Path, fake_gateway, status: int, kind: str, words: str) -> None:
+def test_gateway_answers_are_classified_with_clear_messages(
+    tmp_path: Path, fake_gateway, status: int, kind: str, words: str
+) -> None:
     gateway = fake_gateway(status=status, body="text required")
     outcome = deliver(settings_for(tmp_path, gateway.url).openclaw, push_payload(make_record(), tmp_path), 2.0)
     assert outcome.kind == kind and words in outcome.message
@@ -231,8 +251,11 @@ def test_unreachable_gateway_is_retried_and_a_hung_one_times_out(tmp_path: Path)
         silent.bind(("127.0.0.1", 0))
         silent.listen()
         started = time.monotonic()
-        hung = deliver(settings_for(tmp_path, f"http://127.0.0.1:{silent.getsockname()[1]}").openclaw,
-                       push_payload(make_record(), tmp_path), 0.5)
+        hung = deliver(
+            settings_for(tmp_path, f"http://127.0.0.1:{silent.getsockname()[1]}").openclaw,
+            push_payload(make_record(), tmp_path),
+            0.5,
+        )
         assert hung.kind == RETRY and time.monotonic() - started < 5
 
 
@@ -376,10 +399,9 @@ def test_a_one_shot_process_sends_its_push_before_it_exits(tmp_path: Path, fake_
     script = (
         "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[3])\n"
         "from test_openclaw_push import make_record, settings_for\n"
-        "from cellcall.openclaw import notify_call_finished\n"
+        "from cellcall.openclaw.notify import notify_call_finished\n"
         "notify_call_finished(settings_for(Path(sys.argv[1]), sys.argv[2]), make_record(), Path(sys.argv[1]) / 'call')\n"
     )
-    subprocess.run([sys.executable, "-c", script, str(tmp_path), gateway.url, str(Path(__file__).parent)],
-                   check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", script, str(tmp_path), gateway.url, str(Path(__file__).parent)], check=True, timeout=60)
     assert len(gateway.received) == 1
     assert queue_for(settings_for(tmp_path)).entries() == []

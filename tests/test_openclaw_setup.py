@@ -14,14 +14,14 @@ from pathlib import Path
 
 import frontmatter
 import pytest
+from test_openclaw_push import HOSTILE, make_record
 from typer.testing import CliRunner
 
-from cellcall.cli import app
+from cellcall.cli.app import app
 from cellcall.config import Settings
-from cellcall.openclaw import notify_call_finished
-from cellcall.openclaw_memory import append_memory_note
-from cellcall.openclaw_setup import hook_mapping, install_skill, setup_plan, setup_text, skill_text
-from test_openclaw_push import HOSTILE, make_record
+from cellcall.openclaw.memory import append_memory_note
+from cellcall.openclaw.notify import notify_call_finished
+from cellcall.openclaw.setup import hook_mapping, install_skill, setup_plan, setup_text, skill_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,14 @@ def test_skill_frontmatter_is_what_openclaw_gates_on() -> None:
     assert 0 < len(skill["description"]) < 160
     gate = skill["metadata"]["openclaw"]
     assert gate["requires"]["bins"] == ["cellcall"] and gate["os"] == ["linux"]
-    for command in ("cellcall run", "cellcall validate", "cellcall calls --json", "cellcall status", "report.md", "objective_met"):
+    for command in (
+        "cellcall run",
+        "cellcall validate",
+        "cellcall calls --json",
+        "cellcall status",
+        "report.md",
+        "objective_met",
+    ):
         assert command in skill.content
     assert skill_text() == (REPO / "skills/cellcall/SKILL.md").read_text(encoding="utf-8")
 
@@ -57,7 +64,9 @@ def test_setup_plan_merges_with_existing_paths_and_mappings(tmp_path: Path) -> N
     settings.openclaw.mode = "mapped"
     other = {"match": {"path": "github"}, "action": "agent"}
     stale = {"match": {"path": "cellcall"}, "action": "agent", "messageTemplate": "old"}
-    plan = {c.path: c.value for c in setup_plan(settings, {"memory.search.extraPaths": ["/notes"], "hooks.mappings": [other, stale]})}
+    plan = {
+        c.path: c.value for c in setup_plan(settings, {"memory.search.extraPaths": ["/notes"], "hooks.mappings": [other, stale]})
+    }
     assert plan["memory.search.extraPaths"] == ["/notes", str(tmp_path / "outbox")]
     assert plan["hooks.mappings"] == [other, hook_mapping(settings)] and plan["hooks.enabled"] is True
     again = setup_plan(settings, {"memory.search.extraPaths": plan["memory.search.extraPaths"]})
@@ -107,7 +116,9 @@ def test_memory_notes_are_written_even_when_the_push_is_off(tmp_path: Path) -> N
 def test_wheel_ships_the_skill(tmp_path: Path) -> None:
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     [wheel] = tmp_path.glob("cellcall-*.whl")
     with zipfile.ZipFile(wheel) as archive:

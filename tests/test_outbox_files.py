@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import wave
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import frontmatter
@@ -17,12 +17,19 @@ import pytest
 from cellcall.outbox import CallLookupError, CallOutbox, find_call, list_calls, read_record
 from cellcall.record import CallRecord, CallStatus, Direction, ObjectiveMet, Speaker, Turn, TurnLatency
 
-START = datetime(2026, 11, 24, 19, 1, 2, tzinfo=timezone.utc)
+START = datetime(2026, 11, 24, 19, 1, 2, tzinfo=UTC)
 
 
 def record(goal: str = "dentist", call_id: str = "call-1", started: datetime = START, **fields: object) -> CallRecord:
-    return CallRecord(call_id=call_id, goal=goal, number="+14155550132", direction=Direction.OUTBOUND,
-                      status=CallStatus.COMPLETED, started=started, **fields)  # type: ignore[arg-type]
+    return CallRecord(
+        call_id=call_id,
+        goal=goal,
+        number="+14155550132",
+        direction=Direction.OUTBOUND,
+        status=CallStatus.COMPLETED,
+        started=started,
+        **fields,
+    )  # type: ignore[arg-type]
 
 
 def test_folder_is_sortable_by_time_and_unique(tmp_path: Path) -> None:
@@ -65,7 +72,11 @@ os._exit(9)
 
 
 def test_appended_transcript_matches_the_final_one(tmp_path: Path) -> None:
-    turns = [Turn(0, Speaker.SYSTEM, "answered", 0.0), Turn(1, Speaker.AGENT, "Hello.", 0.3), Turn(2, Speaker.CALLER, "Hi # there", 1.9)]
+    turns = [
+        Turn(0, Speaker.SYSTEM, "answered", 0.0),
+        Turn(1, Speaker.AGENT, "Hello.", 0.3),
+        Turn(2, Speaker.CALLER, "Hi # there", 1.9),
+    ]
     rec = record(turns=turns)
     box = CallOutbox.create(tmp_path, rec)
     for turn in turns:
@@ -76,8 +87,12 @@ def test_appended_transcript_matches_the_final_one(tmp_path: Path) -> None:
 
 
 def test_finalize_is_idempotent_and_complete(tmp_path: Path) -> None:
-    rec = record(objective_met=ObjectiveMet.YES, summary="Moved to Friday.", turns=[Turn(1, Speaker.AGENT, "Hi", 0.2)],
-                 latency=[TurnLatency(1, first_audio_ms=900.0)])
+    rec = record(
+        objective_met=ObjectiveMet.YES,
+        summary="Moved to Friday.",
+        turns=[Turn(1, Speaker.AGENT, "Hi", 0.2)],
+        latency=[TurnLatency(1, first_audio_ms=900.0)],
+    )
     box = CallOutbox.create(tmp_path, rec)
     box.write_audio(b"\x01\x00" * 8000, b"\x02\x00" * 4000, 8000)
     report = box.finalize(rec)
@@ -91,9 +106,16 @@ def test_finalize_is_idempotent_and_complete(tmp_path: Path) -> None:
 
 
 def test_call_json_round_trips_the_record(tmp_path: Path) -> None:
-    rec = record(objective="Move it", facts=["Friday"], next_steps=["calendar"], tags=["demo"], error=None,
-                 turns=[Turn(1, Speaker.AGENT, "Hi", 0.2, barged_in=True, spoken_text="H")],
-                 latency=[TurnLatency(1, stt_ms=500.0, barge_in_stop_ms=90.0)], extra={"scenario": "dentist"})
+    rec = record(
+        objective="Move it",
+        facts=["Friday"],
+        next_steps=["calendar"],
+        tags=["demo"],
+        error=None,
+        turns=[Turn(1, Speaker.AGENT, "Hi", 0.2, barged_in=True, spoken_text="H")],
+        latency=[TurnLatency(1, stt_ms=500.0, barge_in_stop_ms=90.0)],
+        extra={"scenario": "dentist"},
+    )
     box = CallOutbox.create(tmp_path, rec)
     box.finalize(rec)
     assert read_record(box.path / "call.json") == rec

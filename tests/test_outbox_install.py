@@ -34,5 +34,7 @@ def test_non_editable_install_finds_the_templates(tmp_path: Path) -> None:
     templates = sorted(p.name for p in (target / "cellcall" / "templates").glob("*.j2"))
     assert templates == ["goal.md.j2", "latency.md.j2", "report.md.j2", "transcript.md.j2", "transcript_lines.md.j2"]
     env = {**os.environ, "PYTHONPATH": str(target)}
-    out = subprocess.run([sys.executable, "-c", RENDER, str(target)], check=True, cwd=tmp_path, env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", RENDER, str(target)], check=True, cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert out.stdout.splitlines() == ["call_id: c1", 'id: "x"']

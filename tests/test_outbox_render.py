@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import frontmatter
 import pytest
@@ -39,7 +39,7 @@ def hostile_record(text: str, status: CallStatus = CallStatus.COMPLETED) -> Call
         number="+14155550132",
         direction=Direction.OUTBOUND,
         status=status,
-        started=datetime(2026, 11, 25, 17, 1, 2, tzinfo=timezone.utc),
+        started=datetime(2026, 11, 25, 17, 1, 2, tzinfo=UTC),
         objective=f"objective {text}",
         objective_met=ObjectiveMet.NO,
         duration_s=42.0,
@@ -54,7 +54,10 @@ def hostile_record(text: str, status: CallStatus = CallStatus.COMPLETED) -> Call
             Turn(2, Speaker.CALLER, text, 2.5),
             Turn(3, Speaker.AGENT, f"You said {text}", 4.0, barged_in=True, spoken_text="You said"),
         ],
-        latency=[TurnLatency(1, 310.0, 620.0, 820.0, 990.0, 1150.0, 1300.0, 1460.0), TurnLatency(2, 290.0, 580.0, 790.0, None, None, None, None, 140.0)],
+        latency=[
+            TurnLatency(1, 310.0, 620.0, 820.0, 990.0, 1150.0, 1300.0, 1460.0),
+            TurnLatency(2, 290.0, 580.0, 790.0, None, None, None, None, 140.0),
+        ],
         tags=["demo"],
     )
 
@@ -76,7 +79,11 @@ def unsafe_tokens(markdown: str) -> list[str]:
     for token in MD.parse(markdown):
         kinds.append(token.type)
         kinds.extend(child.type for child in token.children or [])
-    return [k for k in kinds if k in ("html_inline", "html_block", "image", "code_inline", "code_block", "blockquote_open", "hr", "s_open")]
+    return [
+        k
+        for k in kinds
+        if k in ("html_inline", "html_block", "image", "code_inline", "code_block", "blockquote_open", "hr", "s_open")
+    ]
 
 
 @pytest.mark.parametrize("text", HOSTILE)
@@ -87,7 +94,7 @@ def test_hostile_text_is_inert_and_kept_word_for_word(text: str) -> None:
     for rendered in (render_transcript(record), body, render_latency(record)):
         assert unsafe_tokens(rendered) == []
         html_out = MD.render(rendered)
-        assert "<script" not in html_out and "<img" not in html_out and "evil.example/\"" not in html_out
+        assert "<script" not in html_out and "<img" not in html_out and 'evil.example/"' not in html_out
     transcript = render_transcript(record)
     assert flat in plain_text(transcript)
     headings = [t.tag for t in MD.parse(transcript) if t.type == "heading_open"]
@@ -108,7 +115,13 @@ def test_report_frontmatter_round_trips(text: str) -> None:
     assert post.metadata["number"] == "+14155550132" and post.metadata["direction"] == "outbound"
     assert post.metadata["started"] == "2026-11-25T17:01:02+00:00" and post.metadata["duration_s"] == 42.0
     assert post.metadata["turns"] == 3
-    assert post.metadata["latency_p50_ms"] == {"stt": 600.0, "llm_first_token": 805.0, "tts_first_audio": 1150.0, "first_audio": 1300.0, "voice_to_voice": 1460.0}
+    assert post.metadata["latency_p50_ms"] == {
+        "stt": 600.0,
+        "llm_first_token": 805.0,
+        "tts_first_audio": 1150.0,
+        "first_audio": 1300.0,
+        "voice_to_voice": 1460.0,
+    }
     assert post.content.startswith("# Call: dentist")
     for section in ("## Summary", "## Outcome", "## Facts learned", "## Next steps", "## Files"):
         assert section in post.content
@@ -121,7 +134,7 @@ def test_refused_report_needs_no_turns() -> None:
         number="+1911",
         direction=Direction.OUTBOUND,
         status=CallStatus.REFUSED,
-        started=datetime(2026, 11, 25, 17, 0, tzinfo=timezone.utc),
+        started=datetime(2026, 11, 25, 17, 0, tzinfo=UTC),
         hangup_reason="policy: +1911 is an emergency number",
     )
     report = render_report(record)

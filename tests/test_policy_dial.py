@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from cellcall.config import PolicySettings
 from cellcall.goal import load_goal
 from cellcall.policy import EMERGENCY, EVERYWHERE, DialLedger, PolicyRefusal, check_dial, normalize_number
 
-NOON_UTC = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+NOON_UTC = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 OK = "+14155550132"
 
 

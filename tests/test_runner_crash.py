@@ -19,8 +19,8 @@ import pytest
 from runner_support import LineOnlyCalls, RunnerThread, atd_count, goal_text, wait_for
 
 from cellcall.config import Settings
-from cellcall.line.emulator import ModemEmulator
-from cellcall.line.scenario import Scenario
+from cellcall.emulator.modem import ModemEmulator
+from cellcall.emulator.scenario import Scenario
 from cellcall.line.sim7600 import Sim7600Line
 from cellcall.outbox import read_record
 
@@ -30,9 +30,24 @@ ANSWERS_THEN_SILENT = Scenario(name="answers", outcome="answer", answer_delay_s=
 def _start_runner(tmp_path: Path, emu: ModemEmulator) -> subprocess.Popen[str]:
     env = dict(os.environ, CELLCALL_PATHS_OUTBOX=str(tmp_path / "outbox"), PYTHONUNBUFFERED="1")
     return subprocess.Popen(
-        [sys.executable, "-m", "cellcall", "watch", str(tmp_path / "goals"), "--line", "sim7600",
-         "--at-port", emu.at_port, "--audio-port", emu.audio_port],
-        cwd=tmp_path, env=env, stdout=(tmp_path / "runner.log").open("a"), stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "cellcall",
+            "watch",
+            str(tmp_path / "goals"),
+            "--line",
+            "sim7600",
+            "--at-port",
+            emu.at_port,
+            "--audio-port",
+            emu.audio_port,
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=(tmp_path / "runner.log").open("a"),
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 

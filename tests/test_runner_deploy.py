@@ -31,7 +31,9 @@ def test_unit_runs_watch_and_gives_sigterm_time_to_finish_a_call() -> None:
 def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
     """systemd-analyze verify, with ExecStart pointed at this venv's cellcall (the real path is /opt)."""
     analyze = shutil.which("systemd-analyze")
-    text = UNIT.read_text(encoding="utf-8").replace("/opt/cellcall/.venv/bin/cellcall", str(Path(sys.executable).with_name("cellcall")))
+    text = UNIT.read_text(encoding="utf-8").replace(
+        "/opt/cellcall/.venv/bin/cellcall", str(Path(sys.executable).with_name("cellcall"))
+    )
     unit = tmp_path / "cellcall.service"
     unit.write_text(text)
     if analyze is None:  # no systemd here: at least every line is a section, a comment or key=value

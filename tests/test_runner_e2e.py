@@ -10,22 +10,29 @@ import threading
 from pathlib import Path
 
 import pytest
-from runner_support import RunnerThread, atd_count, goal_text, join_new_threads, wait_for
+from runner_support import RunnerThread, atd_count, join_new_threads, wait_for
 
 from cellcall.config import Settings
-from cellcall.events import EventLog
-from cellcall.line.emulator import ModemEmulator
-from cellcall.line.scenario import Scenario, ScenarioLine, Sound
+from cellcall.emulator.modem import ModemEmulator
+from cellcall.emulator.scenario import Scenario, ScenarioLine, Sound
 from cellcall.line.sim7600 import Sim7600Line
 from cellcall.outbox import list_calls
-from cellcall.runner import default_call_fns, settle_engines
+from cellcall.watch.eventlog import EventLog
+from cellcall.watch.runner import default_call_fns, settle_engines
 
 CALLER = "+14155550199"
 CALLS_IN = Scenario(
-    name="pat", outcome="answer", ring_cycles=6, ring_interval_s=2.0, hangup_when_done=True, hangup_after_s=12,
+    name="pat",
+    outcome="answer",
+    ring_cycles=6,
+    ring_interval_s=2.0,
+    hangup_when_done=True,
+    hangup_after_s=12,
     lines=(ScenarioLine(sound=Sound(say="Hi, this is Pat. Please tell Sam that I called."), wait_for_agent=True),),
 )
-INBOUND = "---\ndirection: inbound\npersona: Alex, Sam's assistant\nobjective: Find out who is calling and why, take a message\n---\n"
+INBOUND = (
+    "---\ndirection: inbound\npersona: Alex, Sam's assistant\nobjective: Find out who is calling and why, take a message\n---\n"
+)
 
 
 @pytest.mark.slow
@@ -38,9 +45,10 @@ def test_an_inbound_call_is_answered_after_two_rings_and_reported(tmp_path: Path
     threads_before = set(threading.enumerate())
     place, answer, engines = default_call_fns(settings)
     settle_engines(engines, EventLog(io.StringIO()))  # models warm, as in a long-running watch
-    with ModemEmulator(scenario=CALLS_IN) as emu, RunnerThread(
-        settings, goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), place, answer
-    ) as run:
+    with (
+        ModemEmulator(scenario=CALLS_IN) as emu,
+        RunnerThread(settings, goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), place, answer) as run,
+    ):
         wait_for(lambda: bool(run.events("line-up")), 20, "the line to open")
         emu.incoming_call(CALLER)
         wait_for(lambda: bool(run.events("inbound-done")), 120, "the inbound call answered and finished")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from cellcall.events import EventLog
+from cellcall.watch.eventlog import EventLog
 
-FIXED = datetime(2026, 11, 26, 10, 0, 0, tzinfo=timezone.utc)
+FIXED = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
 
 
 def test_human_lines_escape_untrusted_text() -> None:
@@ -28,6 +28,12 @@ def test_json_lines_parse_and_redact_secrets() -> None:
     log.emit("dialling", goal="dentist", attempt=2, token="s3cret", note="a\u2028b")
     [line] = out.getvalue().splitlines()
     data = json.loads(line)
-    assert data == {"time": "2026-11-26T10:00:00.000+00:00", "event": "dialling", "goal": "dentist",
-                    "attempt": 2, "token": "***", "note": "a\u2028b"}
+    assert data == {
+        "time": "2026-11-26T10:00:00.000+00:00",
+        "event": "dialling",
+        "goal": "dentist",
+        "attempt": 2,
+        "token": "***",
+        "note": "a\u2028b",
+    }
     assert "s3cret" not in line

@@ -13,16 +13,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from runner_support import LineOnlyCalls, RunnerThread, goal_text, wait_for
+from runner_support import LineOnlyCalls, RunnerThread, wait_for
 
 from cellcall.config import Settings
-from cellcall.line.emulator import ModemEmulator
-from cellcall.line.scenario import Scenario
+from cellcall.emulator.modem import ModemEmulator
+from cellcall.emulator.scenario import Scenario
 from cellcall.line.sim7600 import Sim7600Line
 from cellcall.outbox import list_calls
 
 CALLER = "+14155550199"
-INBOUND = '---\ndirection: inbound\npersona: Alex, who answers for Sam\nobjective: Take a message\n---\n'
+INBOUND = "---\ndirection: inbound\npersona: Alex, who answers for Sam\nobjective: Take a message\n---\n"
 RINGING = Scenario(name="caller", outcome="answer", answer_delay_s=0.2, silent=True, ring_cycles=3, ring_interval_s=1.5)
 
 
@@ -39,9 +39,10 @@ def _setup(tmp_path: Path, inbound: bool = True) -> tuple[Settings, Path]:
 @contextlib.contextmanager
 def _idle_runner(settings: Settings, goals: Path, calls: LineOnlyCalls) -> Iterator[tuple[ModemEmulator, RunnerThread]]:
     """The emulated modem and an idle runner on it, its line open."""
-    with ModemEmulator(scenario=RINGING) as emu, RunnerThread(
-        settings, goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), calls, calls.answer
-    ) as run:
+    with (
+        ModemEmulator(scenario=RINGING) as emu,
+        RunnerThread(settings, goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), calls, calls.answer) as run,
+    ):
         wait_for(lambda: bool(run.events("line-up")), 20, "the line to open")
         yield emu, run
 
@@ -86,7 +87,9 @@ def test_unanswered_and_rejected_callers_become_missed_call_records(tmp_path: Pa
     assert records[CALLER].hangup_reason.startswith("rejected:")
     assert records["+447700900123"].hangup_reason.startswith("missed:")
     report = Path(records[CALLER].extra["folder"], "report.md").read_text()
-    assert "no-answer" in report and json.loads(Path(records[CALLER].extra["folder"], "call.json").read_text())["number"] == CALLER
+    assert (
+        "no-answer" in report and json.loads(Path(records[CALLER].extra["folder"], "call.json").read_text())["number"] == CALLER
+    )
 
 
 @pytest.mark.slow
@@ -100,8 +103,9 @@ def test_no_inbound_goal_means_no_answer_and_the_missed_call_is_committed(tmp_pa
     assert calls.answered == []
     assert "no inbound goal" in run.events("incoming-not-answered")[0]
     wait_for(lambda: bool(run.events("git-commit")), 10, "the missed call's folder committed")
-    log = subprocess.run(["git", "-C", str(tmp_path / "outbox"), "log", "--name-only", "--format=%s"],
-                         capture_output=True, text=True, check=True).stdout
+    log = subprocess.run(
+        ["git", "-C", str(tmp_path / "outbox"), "log", "--name-only", "--format=%s"], capture_output=True, text=True, check=True
+    ).stdout
     assert "cellcall: missed call from " + CALLER in log and "call.json" in log
 
 

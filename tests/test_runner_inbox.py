@@ -8,12 +8,12 @@ import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from cellcall.inbox import Inbox, Owner, StabilityTracker, is_goal_file_name
+from cellcall.watch.inbox import Inbox, Owner, StabilityTracker, is_goal_file_name
 
 
 def _goal(folder: Path, name: str, text: str = "---\nnumber: '+14155550132'\nobjective: test\n---\n") -> Path:
@@ -24,9 +24,17 @@ def _goal(folder: Path, name: str, text: str = "---\nnumber: '+14155550132'\nobj
 
 @pytest.mark.parametrize(
     ("name", "ok"),
-    [("dentist.md", True), (".dentist.md", False), ("dentist.md.swp", False), (".dentist.md.swp", False),
-     ("dentist.md~", False), ("dentist.md.tmp", False), ("dentist.txt", False), ("#dentist.md#", False),
-     ("notes.tmp.md", True)],
+    [
+        ("dentist.md", True),
+        (".dentist.md", False),
+        ("dentist.md.swp", False),
+        (".dentist.md.swp", False),
+        ("dentist.md~", False),
+        ("dentist.md.tmp", False),
+        ("dentist.txt", False),
+        ("#dentist.md#", False),
+        ("notes.tmp.md", True),
+    ],
 )
 def test_goal_file_names(name: str, ok: bool) -> None:
     assert is_goal_file_name(name) is ok
@@ -96,7 +104,7 @@ def test_fail_writes_the_errors_beside_the_goal(tmp_path: Path) -> None:
 def test_defer_then_claim_waiting_keeps_attempts(tmp_path: Path) -> None:
     inbox = Inbox(tmp_path)
     claim = inbox.claim(_goal(tmp_path, "dentist.md"))
-    due = datetime.now(timezone.utc) + timedelta(seconds=30)
+    due = datetime.now(UTC) + timedelta(seconds=30)
     inbox.defer(claim, due, "busy", attempt=1, history=[{"status": "busy"}])
     [waiting] = inbox.waiting()
     assert waiting.due == due and waiting.attempt == 1 and waiting.reason == "busy" and waiting.source == "dentist.md"
@@ -107,7 +115,7 @@ def test_defer_then_claim_waiting_keeps_attempts(tmp_path: Path) -> None:
 
 
 def test_dedupe_by_content_within_the_window(tmp_path: Path) -> None:
-    now = [datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc)]
+    now = [datetime(2026, 11, 26, 10, 0, tzinfo=UTC)]
     inbox = Inbox(tmp_path, clock=lambda: now[0])
     a = inbox.claim(_goal(tmp_path, "a.md"))
     b = inbox.claim(_goal(tmp_path, "b.md"))

@@ -9,7 +9,7 @@ import json
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,8 +17,8 @@ from runner_support import LineOnlyCalls, RunnerThread, atd_count, goal_text, wa
 
 from cellcall.call import place_call
 from cellcall.config import Settings
-from cellcall.line.emulator import Faults, ModemEmulator
-from cellcall.line.scenario import Scenario
+from cellcall.emulator.modem import Faults, ModemEmulator
+from cellcall.emulator.scenario import Scenario
 from cellcall.line.sim7600 import Sim7600Line
 from cellcall.policy import DialLedger
 
@@ -52,9 +52,10 @@ def test_twenty_goals_dropped_at_once(tmp_path: Path) -> None:
     goals.mkdir()
     settings = _settings(tmp_path)
     seam = LineOnlyCalls(tmp_path / "outbox")
-    with ModemEmulator(scenario=BUSY) as emu, RunnerThread(
-        settings, goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), seam
-    ) as run:
+    with (
+        ModemEmulator(scenario=BUSY) as emu,
+        RunnerThread(settings, goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), seam) as run,
+    ):
         valid = {f"call{i:02d}": goal_text(objective=f"Ask about order {i}") for i in range(12)}
         for name, text in valid.items():
             (goals / f"{name}.md").write_text(text)
@@ -77,8 +78,11 @@ def test_twenty_goals_dropped_at_once(tmp_path: Path) -> None:
         for writer in writers:
             writer.join()
         expected_calls = sorted([*valid, "moved-in", "slow0", "slow1"])
-        wait_for(lambda: len(_md(goals / "done")) == len(expected_calls) + 3 and len(_md(goals / "failed")) == 3,
-                 90, "every goal archived or failed")
+        wait_for(
+            lambda: len(_md(goals / "done")) == len(expected_calls) + 3 and len(_md(goals / "failed")) == 3,
+            90,
+            "every goal archived or failed",
+        )
         time.sleep(1.0)  # any late double dial would show now
         dialled = atd_count(emu.at_log)
 
@@ -124,9 +128,10 @@ def test_busy_is_retried_after_the_backoff_then_done(tmp_path: Path) -> None:
     goals = tmp_path / "goals"
     goals.mkdir()
     seam = LineOnlyCalls(tmp_path / "outbox")
-    with ModemEmulator(scenario=BUSY) as emu, RunnerThread(
-        _settings(tmp_path), goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), seam
-    ) as run:
+    with (
+        ModemEmulator(scenario=BUSY) as emu,
+        RunnerThread(_settings(tmp_path), goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), seam) as run,
+    ):
         (goals / "retry.md").write_text(goal_text(extra="retry: {attempts: 2, backoff_s: 1.5, on: [busy]}\n"))
         wait_for(lambda: atd_count(emu.at_log) == 1 and list((goals / "waiting").glob("*.md")), 30, "first call, then waiting")
         wait_json = json.loads(next((goals / "waiting").glob("*.wait.json")).read_text())
@@ -149,9 +154,10 @@ def test_line_lost_mid_call_fails_that_call_reconnects_and_resumes(tmp_path: Pat
     goals.mkdir()
     seam = LineOnlyCalls(tmp_path / "outbox", hold_s=3.0)  # the modem vanishes 0.8 s into the first call
     answered = Scenario(name="answers", outcome="answer", answer_delay_s=0.2, silent=True)
-    with ModemEmulator(scenario=answered, faults=Faults(vanish_after_s=0.8, reenumerate_s=1.5)) as emu, RunnerThread(
-        _settings(tmp_path), goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), seam
-    ) as run:
+    with (
+        ModemEmulator(scenario=answered, faults=Faults(vanish_after_s=0.8, reenumerate_s=1.5)) as emu,
+        RunnerThread(_settings(tmp_path), goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), seam) as run,
+    ):
         (goals / "first.md").write_text(goal_text(objective="first"))
         wait_for(lambda: bool(run.events("line-lost")), 30, "the modem to vanish mid-call")
         emu.faults = Faults()  # the next call's modem behaves
@@ -173,14 +179,15 @@ def test_rate_limit_defers_and_emergency_numbers_are_refused_never_dialled(tmp_p
     settings.policy.max_calls_per_hour = 2
     ledger = DialLedger(tmp_path / "outbox" / ".dials.jsonl")
     for _ in range(2):
-        ledger.record("+14155550100", datetime.now(timezone.utc))
+        ledger.record("+14155550100", datetime.now(UTC))
 
     def place(goal, line, observer, stop):  # the real place_call: its policy check refuses before any model loads
         return place_call(goal, settings, line, stop=stop, observer=observer)
 
-    with ModemEmulator(scenario=BUSY) as emu, RunnerThread(
-        settings, goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), place
-    ) as run:
+    with (
+        ModemEmulator(scenario=BUSY) as emu,
+        RunnerThread(settings, goals, lambda: Sim7600Line(emu.at_port, emu.audio_port), place) as run,
+    ):
         (goals / "held.md").write_text(goal_text(objective="held by the rate limit"))
         wait_for(lambda: bool(run.events("dialling-held")), 20, "the rate limit to hold the goal")
         time.sleep(1.5)

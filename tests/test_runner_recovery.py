@@ -6,19 +6,19 @@ import io
 import json
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
 from runner_support import goal_text, never_answer
 
 from cellcall.config import Settings
-from cellcall.events import EventLog
-from cellcall.inbox import Claim, Inbox
 from cellcall.line import LineError
 from cellcall.outbox import read_record
-from cellcall.runner import Runner
-from cellcall.watchstatus import collect, render
+from cellcall.watch.eventlog import EventLog
+from cellcall.watch.inbox import Claim, Inbox
+from cellcall.watch.runner import Runner
+from cellcall.watch.status import collect, render
 
 
 def _dead_pid() -> int:
@@ -41,8 +41,14 @@ def _runner(tmp_path: Path, inbox: Inbox) -> tuple[Runner, io.StringIO]:
     def no_line() -> None:
         raise LineError("no modem in this test")
 
-    runner = Runner(settings, inbox.root, line_factory=no_line, place=never_answer, answer=never_answer,  # type: ignore[arg-type]
-                    log=EventLog(log))
+    runner = Runner(
+        settings,
+        inbox.root,
+        line_factory=no_line,
+        place=never_answer,
+        answer=never_answer,  # type: ignore[arg-type]
+        log=EventLog(log),
+    )
     return runner, log
 
 
@@ -50,13 +56,12 @@ def test_recovery_requeues_undialled_claims_reports_dialled_ones_and_finishes_be
     inbox = Inbox(tmp_path / "goals")
     _orphan(inbox, "never-dialled", phase="claimed")
     _orphan(inbox, "mid-call", phase="calling", number="+14155550132")
-    _orphan(inbox, "archiving", phase="calling",
-            next={"action": "archive", "result": {"status": "completed", "outbox": "/o/1"}})
+    _orphan(inbox, "archiving", phase="calling", next={"action": "archive", "result": {"status": "completed", "outbox": "/o/1"}})
     runner, log = _runner(tmp_path, inbox)
     runner.recover()
 
     [waiting] = inbox.waiting()
-    assert waiting.source == "never-dialled.md" and waiting.due <= datetime.now(timezone.utc)
+    assert waiting.source == "never-dialled.md" and waiting.due <= datetime.now(UTC)
     mid = json.loads((inbox.done / "mid-call.result.json").read_text())
     assert mid["status"] == "interrupted" and "not redialled" in mid["note"]
     record = read_record(Path(mid["outbox"]) / "call.json")
@@ -85,7 +90,7 @@ def test_status_shows_queue_runner_and_calls(tmp_path: Path) -> None:
     (inbox.root / "inbound.md").write_text("---\ndirection: inbound\nobjective: take a message\n---\n")
     retry = inbox.claim(_write(inbox.root / "retry.md"))
     assert retry is not None
-    inbox.defer(retry, datetime.now(timezone.utc) + timedelta(minutes=15), "busy", attempt=1)
+    inbox.defer(retry, datetime.now(UTC) + timedelta(minutes=15), "busy", attempt=1)
     running = inbox.claim(_write(inbox.root / "now.md"))
     runner, _ = _runner(tmp_path, inbox)
     runner.publish(line={"state": "up"}, current={"goal": "now"})

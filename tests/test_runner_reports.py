@@ -5,19 +5,19 @@ from __future__ import annotations
 import io
 import json
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cellcall.call import CallResult
 from cellcall.config import Settings
-from cellcall.events import EventLog
-from cellcall.gitlog import commit_call
-from cellcall.inbox import Claim
 from cellcall.line import LineEvent, LineEventKind
 from cellcall.outbox import CallOutbox, read_record, render_transcript
 from cellcall.record import CallRecord, CallStatus, Direction, Speaker, Turn, TurnLatency
-from cellcall.reports import interrupted, missed, transcript_turns
-from cellcall.runner import Runner, _CallLine, caller_refusal
+from cellcall.watch.eventlog import EventLog
+from cellcall.watch.gitlog import commit_call
+from cellcall.watch.inbox import Claim
+from cellcall.watch.reports import interrupted, missed, transcript_turns
+from cellcall.watch.runner import Runner, _CallLine, caller_refusal
 
 TURNS = [
     Turn(0, Speaker.SYSTEM, "Call answered", 0.0),
@@ -29,8 +29,15 @@ TURNS = [
 
 
 def _record(**changes: object) -> CallRecord:
-    base = CallRecord("abc123", "dentist", "+14155550132", Direction.OUTBOUND, CallStatus.INTERRUPTED,
-                      datetime(2026, 11, 26, 10, 0, tzinfo=timezone.utc), objective="Move the cleaning")
+    base = CallRecord(
+        "abc123",
+        "dentist",
+        "+14155550132",
+        Direction.OUTBOUND,
+        CallStatus.INTERRUPTED,
+        datetime(2026, 11, 26, 10, 0, tzinfo=UTC),
+        objective="Move the cleaning",
+    )
     for key, value in changes.items():
         setattr(base, key, value)
     return base
@@ -51,8 +58,11 @@ def test_interrupted_report_keeps_the_transcript_so_far(tmp_path: Path) -> None:
     outbox.append_latency(TurnLatency(turn=1, first_audio_ms=640.0))
     with (outbox.path / "latency.jsonl").open("a") as fh:
         fh.write('{"turn": 2, "first_au')  # the line the crash tore
-    claim = Claim(tmp_path / "running" / "dentist.1234abcd.md", tmp_path / "x.state.json",
-                  {"source": "dentist.md", "outbox": str(outbox.path), "owner": {"pid": 4242}})
+    claim = Claim(
+        tmp_path / "running" / "dentist.1234abcd.md",
+        tmp_path / "x.state.json",
+        {"source": "dentist.md", "outbox": str(outbox.path), "owner": {"pid": 4242}},
+    )
     folder, report = interrupted(tmp_path, claim, None, EventLog(io.StringIO()))
     assert folder == outbox.path
     record = read_record(folder / "call.json")
@@ -65,8 +75,9 @@ def test_interrupted_report_keeps_the_transcript_so_far(tmp_path: Path) -> None:
 
 
 def test_interrupted_without_an_outbox_folder_still_gets_a_report(tmp_path: Path) -> None:
-    claim = Claim(tmp_path / "dentist.1234abcd.md", tmp_path / "s.json",
-                  {"source": "dentist.md", "outbox": None, "number": "+14155550132"})
+    claim = Claim(
+        tmp_path / "dentist.1234abcd.md", tmp_path / "s.json", {"source": "dentist.md", "outbox": None, "number": "+14155550132"}
+    )
     folder, report = interrupted(tmp_path / "outbox", claim, None, EventLog(io.StringIO()))
     record = read_record(folder / "call.json")
     assert record.goal == "dentist" and record.number == "+14155550132" and record.status is CallStatus.INTERRUPTED
@@ -100,13 +111,15 @@ class _ScriptedLine:
 
 
 def test_calls_ringing_in_mid_call_are_set_aside_and_a_lost_line_noticed() -> None:
-    line = _ScriptedLine([
-        LineEvent(LineEventKind.ANSWERED),
-        LineEvent(LineEventKind.INCOMING, "RING", number="+447700900123"),
-        LineEvent(LineEventKind.INCOMING, "RING", number="+14155550132"),  # the caller being served
-        LineEvent(LineEventKind.MISSED, "MISSED_CALL", number="+447700900123"),
-        LineEvent(LineEventKind.ERROR, "modem port vanished"),
-    ])
+    line = _ScriptedLine(
+        [
+            LineEvent(LineEventKind.ANSWERED),
+            LineEvent(LineEventKind.INCOMING, "RING", number="+447700900123"),
+            LineEvent(LineEventKind.INCOMING, "RING", number="+14155550132"),  # the caller being served
+            LineEvent(LineEventKind.MISSED, "MISSED_CALL", number="+447700900123"),
+            LineEvent(LineEventKind.ERROR, "modem port vanished"),
+        ]
+    )
     view = _CallLine(line, caller="+14155550132")  # type: ignore[arg-type]
     seen = [view.next_event(0.01), view.next_event(0.01), view.next_event(0.01)]
     assert [e.kind if e else None for e in seen] == [LineEventKind.ANSWERED, LineEventKind.ERROR, None]
@@ -148,13 +161,21 @@ def test_outbox_ignored_by_an_enclosing_repo_gets_its_own(tmp_path: Path) -> Non
 def test_a_call_ringing_in_during_a_call_is_recorded_once_as_missed(tmp_path: Path) -> None:
     settings = Settings()
     settings.paths.outbox = str(tmp_path / "outbox")
-    line = _ScriptedLine([
-        LineEvent(LineEventKind.ANSWERED),
-        LineEvent(LineEventKind.INCOMING, "RING", number="+447700900123"),
-        LineEvent(LineEventKind.REMOTE_HANGUP),
-    ])
-    runner = Runner(settings, tmp_path / "goals", line_factory=lambda: line, place=None, answer=None,  # type: ignore[arg-type]
-                    log=EventLog(io.StringIO()))
+    line = _ScriptedLine(
+        [
+            LineEvent(LineEventKind.ANSWERED),
+            LineEvent(LineEventKind.INCOMING, "RING", number="+447700900123"),
+            LineEvent(LineEventKind.REMOTE_HANGUP),
+        ]
+    )
+    runner = Runner(
+        settings,
+        tmp_path / "goals",
+        line_factory=lambda: line,
+        place=None,
+        answer=None,  # type: ignore[arg-type]
+        log=EventLog(io.StringIO()),
+    )
     runner.line = line  # type: ignore[assignment]
 
     def call(view, observer):  # what the voice loop sees: answered, then the far end hangs up

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from cellcall.config import PolicySettings
 from cellcall.goal import parse_goal
 from cellcall.policy import DialLedger
 from cellcall.record import CallStatus
-from cellcall.schedule import expiry, goal_hold, policy_hold, quiet_hours_end, retry_due
+from cellcall.watch.schedule import expiry, goal_hold, policy_hold, quiet_hours_end, retry_due
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 NUMBER = "+14155550132"
 
 
@@ -22,7 +22,7 @@ def _goal(extra: str = ""):
 def test_not_before_holds_and_not_after_expires() -> None:
     goal = _goal("not_before: 2026-11-26T13:00:00Z\nnot_after: 2026-11-26T15:00:00Z\n")
     hold = goal_hold(goal, NOW)
-    assert hold is not None and hold.until == datetime(2026, 11, 26, 13, tzinfo=timezone.utc)
+    assert hold is not None and hold.until == datetime(2026, 11, 26, 13, tzinfo=UTC)
     assert goal_hold(goal, NOW + timedelta(hours=1)) is None
     assert expiry(goal, NOW + timedelta(hours=2)) is None
     reason = expiry(goal, NOW + timedelta(hours=4))

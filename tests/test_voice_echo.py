@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from speech import librivox_clips, piper
 
 from cellcall.voice.audio import dbfs, frames, samples
@@ -64,8 +63,10 @@ def longest_run(flags: list[bool]) -> int:
 def test_own_echo_never_makes_a_barge_in(gain_db: int, delay_ms: int) -> None:
     agent = agent_speech()
     flags, gate = caller_frames(agent, downlink(agent, None, gain_db, delay_ms, 0.0))
-    print(f"echo {gain_db} dB / {delay_ms} ms: {sum(flags)} frames judged caller, longest run {longest_run(flags)}, "
-          f"learnt delay {gate.delay} frames, gain {gate.gain}")
+    print(
+        f"echo {gain_db} dB / {delay_ms} ms: {sum(flags)} frames judged caller, longest run {longest_run(flags)}, "
+        f"learnt delay {gate.delay} frames, gain {gate.gain}"
+    )
     assert longest_run(flags) * 20 < 120  # the loop's barge-in needs 120 ms in a row
 
 
@@ -78,8 +79,10 @@ def test_caller_talking_over_the_agent_is_heard_through_the_echo() -> None:
     flags, gate = caller_frames(agent, downlink(agent, caller, -18, 60, caller_at_s=1.2))
     onset = int(1.2 / FRAME_S) + speaks
     heard = next(i + 6 for i in range(onset, len(flags)) if all(flags[i : i + 6]))  # 120 ms of caller in a row
-    print(f"the loop's 120 ms barge-in run completes {(heard - onset) * 20} ms after the caller's first word"
-          f" (learnt delay {gate.delay} frames, gain {gate.gain:.1f} dB)")
+    print(
+        f"the loop's 120 ms barge-in run completes {(heard - onset) * 20} ms after the caller's first word"
+        f" (learnt delay {gate.delay} frames, gain {gate.gain:.1f} dB)"
+    )
     assert longest_run(flags[: int(1.2 / FRAME_S)]) < 6, "the echo alone made a barge-in"
     assert (heard - onset) * 20 <= 600
 

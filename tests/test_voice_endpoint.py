@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cellcall.voice.endpoint import EndpointKind, Endpointer
+from cellcall.voice.endpoint import Endpointer, EndpointKind
 
 
 def run(pattern: str, ep: Endpointer) -> list[tuple[EndpointKind, int]]:

@@ -1,5 +1,5 @@
 """`python -m cellcall.bench engines|calls|watch` is `cellcall bench ...`."""
 
-from cellcall.cli import bench_app
+from cellcall.cli.app import bench_app
 
 bench_app()

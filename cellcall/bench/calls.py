@@ -20,12 +20,12 @@ from pathlib import Path
 from cellcall.bench.report import write_section
 from cellcall.call import place_call
 from cellcall.config import Settings
+from cellcall.emulator.farend import FarEndMetrics
+from cellcall.emulator.line import emulated_line
+from cellcall.emulator.scenario import load_scenario
 from cellcall.engines.cache import shared_engines
 from cellcall.goal import load_goal
-from cellcall.line.farend import FarEndMetrics
-from cellcall.line.scenario import load_scenario
 from cellcall.record import TurnLatency
-from cellcall.run import emulated_line
 from cellcall.trace import SpanStats, span_stats
 
 DEFAULT_GOAL = Path(__file__).resolve().parents[2] / "goals" / "examples" / "dentist.md"
@@ -42,8 +42,7 @@ SPANS = (
 def false_barge_ins(onsets: list[float], metrics: FarEndMetrics, slack_s: float = 0.3) -> int:
     """Barge-ins whose onset falls outside every stretch of far-end speech (its clock, with `slack_s`)."""
     return sum(
-        1 for at in onsets
-        if not any(turn.started_at - slack_s <= at <= turn.ended_at + slack_s for turn in metrics.turns)
+        1 for at in onsets if not any(turn.started_at - slack_s <= at <= turn.ended_at + slack_s for turn in metrics.turns)
     )
 
 
@@ -87,8 +86,13 @@ def run_scenario(goal_path: Path, settings: Settings, scenario: str) -> Scenario
     )
 
 
-def run_bench(settings: Settings, scenarios: list[str], repeat: int = 1, goal_path: Path = DEFAULT_GOAL,
-              doc: Path = Path("docs/benchmarks.md")) -> str:
+def run_bench(
+    settings: Settings,
+    scenarios: list[str],
+    repeat: int = 1,
+    goal_path: Path = DEFAULT_GOAL,
+    doc: Path = Path("docs/benchmarks.md"),
+) -> str:
     """Run the calls, print-ready markdown back; also written to docs/benchmarks.md (section "calls")."""
     for name in scenarios:
         load_scenario(name)  # a misspelt scenario fails now, not after minutes of calls

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from cellcall.bench.report import write_section
+from cellcall.emulator.modem import Faults, ModemEmulator
+from cellcall.emulator.scenario import Scenario
 from cellcall.line import LineEvent, LineEventKind
-from cellcall.line.emulator import Faults, ModemEmulator
-from cellcall.line.scenario import Scenario
 from cellcall.line.sim7600 import Sim7600Line
 
 K = LineEventKind
@@ -98,9 +98,7 @@ def format_runs(runs: list[LineRun], seconds: float, load: float) -> str:
     )
     return (
         f"Modem driver on the emulated SIM7600G-H: {len(runs)} calls, uplink fed for {seconds:g} s each "
-        f"(8 kHz, ideal 16000 B/s); {os.cpu_count()} CPUs, load average {load:.1f} when the runs began.\n\n"
-        + header
-        + rows
+        f"(8 kHz, ideal 16000 B/s); {os.cpu_count()} CPUs, load average {load:.1f} when the runs began.\n\n" + header + rows
     )
 
 

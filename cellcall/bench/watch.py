@@ -20,15 +20,13 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-
 from cellcall.bench.report import write_section
 from cellcall.config import Settings
-from cellcall.events import EventLog
-from cellcall.line.emulator import ModemEmulator
-from cellcall.line.factory import modem_options
-from cellcall.line.scenario import Scenario
-from cellcall.line.sim7600 import Sim7600Line
-from cellcall.runner import AnswerFn, PlaceFn, Runner, RunnerOptions, default_call_fns, settle_engines
+from cellcall.emulator.modem import ModemEmulator
+from cellcall.emulator.scenario import Scenario
+from cellcall.line.sim7600 import Sim7600Line, modem_options
+from cellcall.watch.eventlog import EventLog
+from cellcall.watch.runner import AnswerFn, PlaceFn, Runner, RunnerOptions, default_call_fns, settle_engines
 
 BUSY = Scenario(name="bench-busy", outcome="busy", answer_delay_s=0.2)
 GOALS = {  # place_call starts preparing a goal's opening line (TTS) before it dials: measure both kinds
@@ -73,13 +71,23 @@ def measure(settings: Settings, place: PlaceFn, answer: AnswerFn, drops: int, te
     goals = work / "goals"
     goals.mkdir()
     settings.paths.outbox = str(work / "outbox")
-    figures: dict[str, list[float]] = {"drop_to_ready_ms": [], "ready_to_dialling_ms": [], "dialling_to_atd_ms": [],
-                                       "drop_to_atd_ms": []}
+    figures: dict[str, list[float]] = {
+        "drop_to_ready_ms": [],
+        "ready_to_dialling_ms": [],
+        "dialling_to_atd_ms": [],
+        "drop_to_atd_ms": [],
+    }
     events = _EventTimes()
     before = set(threading.enumerate())
     with ModemEmulator(scenario=BUSY) as emulator:
-        runner = Runner(settings, goals, line_factory=lambda: Sim7600Line(emulator.at_port, emulator.audio_port,
-                        modem_options(settings)), place=place, answer=answer, log=EventLog(events, json_lines=True))
+        runner = Runner(
+            settings,
+            goals,
+            line_factory=lambda: Sim7600Line(emulator.at_port, emulator.audio_port, modem_options(settings)),
+            place=place,
+            answer=answer,
+            log=EventLog(events, json_lines=True),
+        )
         thread = threading.Thread(target=runner.run, name="bench-runner", daemon=True)
         thread.start()
         try:

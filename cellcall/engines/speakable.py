@@ -11,17 +11,53 @@ import re
 
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_ORDINAL_IRREGULAR = {"one": "first", "two": "second", "three": "third", "five": "fifth", "eight": "eighth", "nine": "ninth", "twelve": "twelfth"}
+_ORDINAL_IRREGULAR = {
+    "one": "first",
+    "two": "second",
+    "three": "third",
+    "five": "fifth",
+    "eight": "eighth",
+    "nine": "ninth",
+    "twelve": "twelfth",
+}
 _MONTHS = "January February March April May June July August September October November December".split()
 _MONTH_ABBR = {m[:3].lower(): m for m in _MONTHS}
-_CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "€": ("euro", "euros", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence")}
+_CURRENCY = {
+    "$": ("dollar", "dollars", "cent", "cents"),
+    "€": ("euro", "euros", "cent", "cents"),
+    "£": ("pound", "pounds", "penny", "pence"),
+}
 _ABBREVIATIONS = {
-    "Dr.": "Doctor", "Mr.": "Mister", "Mrs.": "Missus", "Ms.": "Miz", "Jr.": "Junior", "Sr.": "Senior",
-    "St.": "Street", "Ave.": "Avenue", "Blvd.": "Boulevard", "Rd.": "Road", "Apt.": "Apartment",
-    "appt.": "appointment", "appt": "appointment", "approx.": "approximately", "e.g.": "for example",
-    "i.e.": "that is", "etc.": "et cetera", "vs.": "versus", "Mon.": "Monday", "Tue.": "Tuesday",
-    "Wed.": "Wednesday", "Thu.": "Thursday", "Fri.": "Friday", "Sat.": "Saturday", "Sun.": "Sunday",
-    "min.": "minutes", "mins": "minutes", "hrs": "hours", "ASAP": "as soon as possible", "FYI": "for your information",
+    "Dr.": "Doctor",
+    "Mr.": "Mister",
+    "Mrs.": "Missus",
+    "Ms.": "Miz",
+    "Jr.": "Junior",
+    "Sr.": "Senior",
+    "St.": "Street",
+    "Ave.": "Avenue",
+    "Blvd.": "Boulevard",
+    "Rd.": "Road",
+    "Apt.": "Apartment",
+    "appt.": "appointment",
+    "appt": "appointment",
+    "approx.": "approximately",
+    "e.g.": "for example",
+    "i.e.": "that is",
+    "etc.": "et cetera",
+    "vs.": "versus",
+    "Mon.": "Monday",
+    "Tue.": "Tuesday",
+    "Wed.": "Wednesday",
+    "Thu.": "Thursday",
+    "Fri.": "Friday",
+    "Sat.": "Saturday",
+    "Sun.": "Sunday",
+    "min.": "minutes",
+    "mins": "minutes",
+    "hrs": "hours",
+    "ASAP": "as soon as possible",
+    "FYI": "for your information",
 }
 _DIGIT_WORDS = {str(i): _ONES[i] for i in range(10)}
 
@@ -148,7 +184,12 @@ _RULES: list[tuple[re.Pattern[str], object]] = [
     (re.compile(r"(?P<cur>[$€£])\s?(?P<whole>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<frac>\d{1,2}))?\b"), _money),
     (re.compile(r"(?<![\w:])(?P<h>\d{1,2}):(?P<m>\d{2})(?:\s*(?P<ampm>[ap]\.?m\.?))?(?![\w:])", re.I), _time),
     (re.compile(r"(?<![\w:])(?P<h>\d{1,2})(?P<m>)\s*(?P<ampm>[ap]\.?m\.?)(?!\w)", re.I), _time),
-    (re.compile(r"(?<![\w])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}\b|(?<![\w$€£.,])\d{3}[\s.-]\d{4}\b"), _phone),
+    (
+        re.compile(
+            r"(?<![\w])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}\b|(?<![\w$€£.,])\d{3}[\s.-]\d{4}\b"
+        ),
+        _phone,
+    ),
     (re.compile(r"\+\d{8,15}\b"), _phone),
     (re.compile(r"\b(\d+)(?:st|nd|rd|th)\b"), _ordinal),
     (re.compile(r"(\d+(?:\.\d+)?)\s?%"), lambda m: f"{m.group(1)} percent"),

@@ -52,7 +52,9 @@ class WhisperTranscriber:
         cache_dir: Path | None = None,
     ) -> None:
         if threads < 1 or beam_size < 1 or sample_rate <= 0:
-            raise EngineError(f"stt needs threads >= 1, beam_size >= 1, a positive rate; got {threads}, {beam_size}, {sample_rate}")
+            raise EngineError(
+                f"stt needs threads >= 1, beam_size >= 1, a positive rate; got {threads}, {beam_size}, {sample_rate}"
+            )
         from faster_whisper import WhisperModel
 
         folder = whisper_model_dir(model, cache_dir or Path.home() / ".cache" / "cellcall")

@@ -120,7 +120,9 @@ def summarize_call(
         return fallback_summary(objective, turns, tags_seen)
     messages = [
         ChatMessage("system", INSTRUCTIONS),
-        ChatMessage("user", f"Objective of the call: {_clean(objective, MAX_TEXT)}\n<transcript>\n{transcript_text(turns)}\n</transcript>"),
+        ChatMessage(
+            "user", f"Objective of the call: {_clean(objective, MAX_TEXT)}\n<transcript>\n{transcript_text(turns)}\n</transcript>"
+        ),
     ]
     cancel = threading.Event()
     timer = threading.Timer(timeout_s, cancel.set)

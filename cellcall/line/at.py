@@ -17,8 +17,9 @@ import enum
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 from cellcall.line import LineError
 from cellcall.line.threads import stop_thread
@@ -223,14 +224,14 @@ class ATChannel:
     def _write(self, data: bytes) -> None:
         try:
             self._port.write(data)
-        except Exception as exc:  # serial.SerialException, OSError: the port went away
+        except Exception as exc:  # noqa: BLE001 - serial.SerialException, OSError: the port went away
             raise LineError(f"AT port write failed: {exc}") from exc
 
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
                 data = self._port.read(READ_CHUNK)
-            except Exception as exc:  # SerialException / OSError (EIO when the USB device vanishes)
+            except Exception as exc:  # noqa: BLE001 - SerialException / OSError (EIO when the USB device vanishes)
                 if not self._stop.is_set():
                     self._die(exc)
                 return

@@ -1,66 +1,34 @@
 """Settings -> a Line: the real modem on its two ports, or the same driver on the built-in emulator.
 
-The emulator kind runs the very same Sim7600Line against the emulated modem's two pty paths, so
-everything above the line (and the driver itself) is exercised exactly as on the hardware.
+The emulator kind runs the very same Sim7600Line against the emulated modem's two pty paths
+(`cellcall.emulator.line`), so everything above the line, the driver included, runs as on the hardware.
+Explicit ports always mean a real modem behind them, whatever `line.kind` says.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 from cellcall.config import Settings
 from cellcall.line import Line, LineError, LineStatus
 from cellcall.line.ports import resolve_ports
-from cellcall.line.sim7600 import ModemOptions, Sim7600Line
-
-if TYPE_CHECKING:
-    from cellcall.line.emulator import Faults, ModemEmulator
+from cellcall.line.sim7600 import Sim7600Line, modem_options
 
 KINDS = ("sim7600", "emulator")
 
 
-def modem_options(settings: Settings) -> ModemOptions:
-    line = settings.line
-    return ModemOptions(
-        command_timeout_s=line.command_timeout_s,
-        answer_timeout_s=line.answer_timeout_s,
-        reset_timeout_s=line.reset_timeout_s,
-    )
-
-
 def make_line(settings: Settings, at_port: str | None = None, audio_port: str | None = None) -> Line:
-    """The line `settings.line.kind` names; explicit ports override the configured ones and autodetect."""
+    """The line `settings.line.kind` names; explicit ports mean the modem behind them."""
     kind = settings.line.kind
-    if kind == "sim7600":
+    if kind not in KINDS:
+        raise LineError(f"unknown line kind {kind!r}: choose one of {', '.join(KINDS)}")
+    if kind == "sim7600" or at_port or audio_port:
         at, audio = resolve_ports(at_port or settings.line.at_port or None, audio_port or settings.line.audio_port or None)
         return Sim7600Line(at, audio, modem_options(settings))
-    if kind == "emulator":
-        if at_port or audio_port:
-            raise LineError("--at-port/--audio-port are for --line sim7600; the emulator makes its own ports")
-        line, _ = start_emulated_line(settings)
-        return line
-    raise LineError(f"unknown line kind {kind!r}: choose one of {', '.join(KINDS)}")
+    from cellcall.emulator.line import start_emulated_line
 
-
-def start_emulated_line(
-    settings: Settings, scenario: str | None = None, faults: Faults | None = None
-) -> tuple[Sim7600Line, ModemEmulator]:
-    """Start the emulator with a scenario (built-in name or file) and a driver on its ports.
-
-    Closing the line stops the emulator; the emulator is returned for inbound calls and metrics.
-    """
-    from cellcall.line.emulator import ModemEmulator
-    from cellcall.line.scenario import ScenarioError, load_scenario
-
-    try:
-        loaded = load_scenario(scenario or settings.line.scenario)
-    except (ScenarioError, OSError) as exc:
-        raise LineError(f"emulator scenario: {exc}") from exc
-    emulator = ModemEmulator(scenario=loaded, faults=faults)
-    emulator.start()
-    line = Sim7600Line(emulator.at_port, emulator.audio_port, modem_options(settings), on_close=emulator.stop)
-    return line, emulator
+    line, _ = start_emulated_line(settings)
+    return line
 
 
 def probe_line(settings: Settings, at_port: str | None = None, audio_port: str | None = None) -> LineStatus:

@@ -69,4 +69,3 @@ class RateDetector:
 def nearest_rate(bytes_per_s: float) -> int:
     """The standard rate whose s16le byte rate is closest to `bytes_per_s`."""
     return min(RATES, key=lambda rate: abs(rate * SAMPLE_WIDTH - bytes_per_s))
-

@@ -12,8 +12,8 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -201,7 +201,7 @@ class PacedWriter:
             self.max_gap_s, last = max(self.max_gap_s, now - last), now
             try:
                 self._tick()
-            except Exception as exc:  # the port vanished (OSError / SerialException)
+            except Exception as exc:  # noqa: BLE001 - the port vanished (OSError / SerialException)
                 if not self._stop.is_set():
                     self._on_error(exc)
                 return

@@ -22,12 +22,13 @@ import select
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import serial
 
+from cellcall.config import Settings
 from cellcall.line import LineError, LineEvent, LineEventKind, LineStatus, frame_bytes
 from cellcall.line.at import ATChannel, ATResponse, ATTimeout, Urc, UrcKind, parse_fields
 from cellcall.line.framing import RateDetector, Reframer
@@ -65,6 +66,16 @@ class ModemOptions:
     frame_queue: int = 100  # downlink frames held (2 s); the oldest is dropped beyond
     lead_ms: int = 60  # uplink bytes kept ahead of real time: absorbs scheduling hiccups, costs barge-in latency
     sms_timeout_s: float = 60.0
+
+
+def modem_options(settings: Settings) -> ModemOptions:
+    """The configured timing knobs; the rest keep the defaults above."""
+    line = settings.line
+    return ModemOptions(
+        command_timeout_s=line.command_timeout_s,
+        answer_timeout_s=line.answer_timeout_s,
+        reset_timeout_s=line.reset_timeout_s,
+    )
 
 
 def _hhmmss_seconds(text: str) -> int | None:
@@ -239,9 +250,7 @@ class Sim7600Line:
         model = next((line.split(":", 1)[1].strip() for line in self._cmd("ATI").lines if line.startswith("Model:")), None)
         cpin = self._cmd("AT+CPIN?")
         sim = cpin.values("+CPIN:")[0] if cpin.ok and cpin.values("+CPIN:") else cpin.final
-        registered = any(
-            self._registration(self._cmd(f"AT+{name}?").values(f"+{name}:")) for name in ("CEREG", "CREG")
-        )
+        registered = any(self._registration(self._cmd(f"AT+{name}?").values(f"+{name}:")) for name in ("CEREG", "CREG"))
         operator = None
         cops = self._cmd("AT+COPS?").values("+COPS:")
         if cops:
@@ -433,7 +442,9 @@ class Sim7600Line:
                 self._on_begin()
             elif urc.args[0] == "END":
                 seconds = _hhmmss_seconds(urc.args[1])
-                self._on_call_over(LineEventKind.REMOTE_HANGUP, f"call ended after {seconds} s" if seconds is not None else "call ended")
+                self._on_call_over(
+                    LineEventKind.REMOTE_HANGUP, f"call ended after {seconds} s" if seconds is not None else "call ended"
+                )
         elif kind is UrcKind.NO_CARRIER:
             self._on_call_over(LineEventKind.REMOTE_HANGUP, "NO CARRIER")
         elif kind is UrcKind.BUSY:

@@ -128,4 +128,3 @@ def read_wav(path: Path, sample_rate: int | None = None) -> tuple[bytes, int]:
     if sample_rate is not None and sample_rate != rate:
         return resample(pcm, rate, sample_rate), sample_rate
     return pcm, rate
-

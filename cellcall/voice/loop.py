@@ -24,7 +24,7 @@ from cellcall.trace import TurnTrace
 from cellcall.voice.audio import dbfs
 from cellcall.voice.conversation import Conversation
 from cellcall.voice.echo import EchoGate
-from cellcall.voice.endpoint import EndpointEvent, Endpointer, EndpointKind
+from cellcall.voice.endpoint import Endpointer, EndpointEvent, EndpointKind
 from cellcall.voice.playback import Playback
 from cellcall.voice.recording import Recorder
 from cellcall.voice.reply import ModelParams, Reply, words_only
@@ -272,11 +272,21 @@ class VoiceLoop:
         screen = voicemail_screen if long_first else None
         if not self.opening_used:
             text, audio = self.opening.line()
-            reply = Reply(self.replies + 1, self.playback, self.tts, self.rate, script=text,
-                          script_audio=audio, screen=screen, **common)
+            reply = Reply(
+                self.replies + 1, self.playback, self.tts, self.rate, script=text, script_audio=audio, screen=screen, **common
+            )
         else:
-            reply = Reply(self.replies + 1, self.playback, self.tts, self.rate, prompt=self.conversation.messages,
-                          llm=self.llm, params=self.params, screen=screen, **common)
+            reply = Reply(
+                self.replies + 1,
+                self.playback,
+                self.tts,
+                self.rate,
+                prompt=self.conversation.messages,
+                llm=self.llm,
+                params=self.params,
+                screen=screen,
+                **common,
+            )
         reply.heard_at = utterance.start
         self._ticket_of[reply] = ticket
         self.last_reply = reply
@@ -291,8 +301,7 @@ class VoiceLoop:
         reply.commit()
         self._set_state(State.THINKING)
 
-    def _speak(self, text: str, audio: Callable[[], list[bytes] | None] | None = None,
-               tags: set[str] | None = None) -> None:
+    def _speak(self, text: str, audio: Callable[[], list[bytes] | None] | None = None, tags: set[str] | None = None) -> None:
         """Say a fixed line (opening after the post-dial wait, voicemail message)."""
         reply = Reply(self.replies + 1, self.playback, self.tts, self.rate, script=text, script_audio=audio)
         reply.tags |= tags or set()
@@ -335,8 +344,13 @@ class VoiceLoop:
         self._ticket_of.pop(reply, None)
         spoken = reply.spoken_text()
         if reply.sentences:
-            self._record(Speaker.AGENT, reply.full_text(), (reply.first_audio_at or now) - self.t0,
-                         barged_in=cut and bool(spoken), spoken_text=spoken if cut else None)
+            self._record(
+                Speaker.AGENT,
+                reply.full_text(),
+                (reply.first_audio_at or now) - self.t0,
+                barged_in=cut and bool(spoken),
+                spoken_text=spoken if cut else None,
+            )
         if reply.trace is not None and reply.committed:
             latency = reply.trace.latency()
             self.latencies.append(latency)
@@ -415,8 +429,7 @@ class VoiceLoop:
 
     # ---- bookkeeping -----------------------------------------------------------------------------
 
-    def _record(self, speaker: Speaker, text: str, at_s: float, barged_in: bool = False,
-                spoken_text: str | None = None) -> None:
+    def _record(self, speaker: Speaker, text: str, at_s: float, barged_in: bool = False, spoken_text: str | None = None) -> None:
         turn = Turn(len(self.turns) + 1, speaker, text, round(max(0.0, at_s), 2), barged_in, spoken_text)
         self.turns.append(turn)
         self.listener.on_turn(turn)

@@ -143,8 +143,10 @@ class Reply:
             self._speak_script()
             return
         tokens = self.llm.stream_chat(
-            self.prompt(self.user_text), cancel=self.cancelled,
-            max_tokens=self.params.max_tokens, temperature=self.params.temperature,
+            self.prompt(self.user_text),
+            cancel=self.cancelled,
+            max_tokens=self.params.max_tokens,
+            temperature=self.params.temperature,
         )
         self._speak(split_sentences(self._first_token_marked(tokens)))
 

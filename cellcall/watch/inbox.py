@@ -25,7 +25,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ def content_hash(data: bytes) -> str:
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
@@ -215,7 +215,7 @@ class Inbox:
             try:
                 due = datetime.fromisoformat(data["due"])
             except (KeyError, TypeError, ValueError):
-                due = datetime.fromtimestamp(0, timezone.utc)
+                due = datetime.fromtimestamp(0, UTC)
             items.append(
                 Waiting(
                     goal_file,
@@ -230,8 +230,9 @@ class Inbox:
         return sorted(items, key=lambda w: (w.due, w.goal_file.name))
 
     # --- claiming --------------------------------------------------------------------------
-    def claim(self, source: Path, *, attempt: int = 0, history: list[dict[str, Any]] | None = None,
-              original: str | None = None) -> Claim | None:
+    def claim(
+        self, source: Path, *, attempt: int = 0, history: list[dict[str, Any]] | None = None, original: str | None = None
+    ) -> Claim | None:
         """Take `source` into running/; None when a rival took it first (or it vanished)."""
         name, token = _split_token(source) if source.parent != self.root else (source.name[:-3], secrets.token_hex(4))
         goal_file = self.running / f"{name}.{token}.md"
@@ -266,8 +267,9 @@ class Inbox:
         atomic_write_json(claim.state_file, claim.state)
 
     # --- leaving running/ ----------------------------------------------------------------
-    def defer(self, claim: Claim, due: datetime, reason: str, attempt: int | None = None,
-              history: list[dict[str, Any]] | None = None) -> Path:
+    def defer(
+        self, claim: Claim, due: datetime, reason: str, attempt: int | None = None, history: list[dict[str, Any]] | None = None
+    ) -> Path:
         """Park a claimed goal in waiting/ until `due`."""
         wait = {
             "due": due.isoformat(),
@@ -288,14 +290,21 @@ class Inbox:
 
     def archive(self, claim: Claim, result: dict[str, Any]) -> Path:
         """Move a claimed goal to done/ with its result (status, outbox folder, attempts)."""
-        result = {"source": claim.source_name, "claimed_at": claim.state.get("claimed_at"),
-                  "archived_at": self.clock().isoformat(), **result}
+        result = {
+            "source": claim.source_name,
+            "claimed_at": claim.state.get("claimed_at"),
+            "archived_at": self.clock().isoformat(),
+            **result,
+        }
         self.update(claim, next={"action": "archive", "result": result})
         return self._finish_archive(claim, result)
 
     def _finish_archive(self, claim: Claim, result: dict[str, Any]) -> Path:
         target = self._move_with_sidecar(
-            claim.goal_file, self.done, Path(claim.source_name).stem, ".result.json",
+            claim.goal_file,
+            self.done,
+            Path(claim.source_name).stem,
+            ".result.json",
             json.dumps(result, indent=2, sort_keys=True) + "\n",
         )
         if target is None:
@@ -428,7 +437,7 @@ def _parse_time(value: Any) -> datetime | None:
         when = datetime.fromisoformat(str(value))
     except ValueError:
         return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 class StabilityTracker:

@@ -254,8 +254,8 @@ def _or(value: float | int | None, default: float) -> float:
 
 
 def builtin_names() -> list[str]:
-    """Names of the scenarios shipped in the cellcall.scenarios package."""
-    folder = resources.files("cellcall.scenarios")
+    """Names of the scenarios shipped in the cellcall.emulator.scenarios package."""
+    folder = resources.files("cellcall.emulator.scenarios")
     return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
@@ -284,7 +284,7 @@ def _load_table(name_or_path: str | Path, seen: tuple[Path, ...]) -> tuple[dict[
             close = difflib.get_close_matches(text_name, names, n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
             raise ScenarioError(f"no built-in scenario {text_name!r}: {hint}built-ins are {', '.join(names)}")
-        resource = resources.files("cellcall.scenarios") / f"{text_name}.toml"
+        resource = resources.files("cellcall.emulator.scenarios") / f"{text_name}.toml"
         source = Path(str(resource))
         raw = resource.read_text(encoding="utf-8")
         default_name = text_name

@@ -19,10 +19,9 @@ from pathlib import Path
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from cellcall.events import EventLog
 from cellcall.goal import Goal, GoalError
-from cellcall.inbox import Inbox, StabilityTracker, is_goal_file_name
-
+from cellcall.watch.eventlog import EventLog
+from cellcall.watch.inbox import Inbox, StabilityTracker, is_goal_file_name
 
 CHANGES = frozenset({"created", "modified", "moved", "deleted", "closed"})
 
@@ -205,8 +204,13 @@ class GoalIntake:
         target = self.inbox.fail(path, problems)
         self.discard(path)
         if target is not None:
-            self._log.emit("goal-invalid", file=path.name, moved_to=str(target.relative_to(self.inbox.root)),
-                           problems=len(problems), first=problems[0] if problems else None)
+            self._log.emit(
+                "goal-invalid",
+                file=path.name,
+                moved_to=str(target.relative_to(self.inbox.root)),
+                problems=len(problems),
+                first=problems[0] if problems else None,
+            )
 
     def _check_inbound(self, path: Path) -> None:
         """The inbound goal stays in place; say once per version whether it is usable."""

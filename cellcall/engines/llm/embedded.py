@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cellcall.engines import ChatMessage, EngineError
-from cellcall.engines.llm import Emit, StreamingChatModel, as_dicts
+from cellcall.engines.llm.base import Emit, StreamingChatModel, as_dicts
 from cellcall.engines.models import GgufModel
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from cellcall.line.scenario import Scenario, ScenarioLine, Sound
+from cellcall.emulator.scenario import Scenario, ScenarioLine, Sound
 
 RENDER_RATE = 8000  # far-end sounds are prepared at the network's narrowband rate
 SPEECH_RMS = 300.0  # int16 RMS above which an uplink frame counts as agent speech (about -40 dBFS)
@@ -244,7 +244,7 @@ class SoundBank:
         for sound in sounds:
             try:
                 self._pcm[sound] = self._make(sound)
-            except Exception as exc:  # reported to the caller of get(); the render is someone else's code
+            except Exception as exc:  # noqa: BLE001 - reported to the caller of get(); the render is someone else's code
                 self.error = f"far end cannot render {sound.label!r}: {exc}"
                 self._pcm[sound] = b""
             self._ready[sound].set()

@@ -11,7 +11,7 @@ import json
 import sys
 import threading
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TextIO
 
 from cellcall.config import REDACTED, is_secret
@@ -49,7 +49,7 @@ class EventLog:
         self,
         stream: TextIO | None = None,
         json_lines: bool = False,
-        clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._stream = stream if stream is not None else sys.stderr
         self._json = json_lines

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cellcall.line.farend import FarEnd, FarEndMetrics, Render, default_render
-from cellcall.line.ptyport import PtyPort
-from cellcall.line.scenario import Scenario
+from cellcall.emulator.farend import FarEnd, FarEndMetrics, Render, default_render
+from cellcall.emulator.ptyport import PtyPort
+from cellcall.emulator.scenario import Scenario
 
 log = logging.getLogger(__name__)
 

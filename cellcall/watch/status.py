@@ -16,8 +16,8 @@ from rich.table import Table
 
 from cellcall.config import Settings
 from cellcall.goal import GoalError, load_goal
-from cellcall.inbox import STATE_DIR, Inbox, Owner, read_json
 from cellcall.outbox import list_calls
+from cellcall.watch.inbox import STATE_DIR, Inbox, Owner, read_json
 
 
 def _when(value: datetime | str | None) -> str:
@@ -69,20 +69,29 @@ def collect(settings: Settings, goals_dir: Path | None = None) -> dict[str, Any]
         "inbound_goal": str(inbound) if inbound.is_file() and settings.inbound.enabled else None,
         "queued": _queued(inbox, settings, inbound.name),
         "waiting": [
-            {"file": w.source, "due": w.due.isoformat(), "reason": w.reason, "retries_done": w.attempt}
-            for w in inbox.waiting()
+            {"file": w.source, "due": w.due.isoformat(), "reason": w.reason, "retries_done": w.attempt} for w in inbox.waiting()
         ],
         "running": [
-            {"file": c.source_name, "phase": c.state.get("phase"), "outbox": c.outbox,
-             "pid": (c.state.get("owner") or {}).get("pid"),
-             "alive": _alive(c.state.get("owner"))}
+            {
+                "file": c.source_name,
+                "phase": c.state.get("phase"),
+                "outbox": c.outbox,
+                "pid": (c.state.get("owner") or {}).get("pid"),
+                "alive": _alive(c.state.get("owner")),
+            }
             for c in inbox.running_claims()
         ],
         "done": len(list(inbox.done.glob("*.result.json"))),
         "failed": len(list(inbox.failed.glob("*.error.md"))),
         "last_calls": [
-            {"started": r.started.isoformat(), "direction": r.direction.value, "number": r.number, "goal": r.goal,
-             "status": r.status.value, "folder": r.extra.get("folder")}
+            {
+                "started": r.started.isoformat(),
+                "direction": r.direction.value,
+                "number": r.number,
+                "goal": r.goal,
+                "status": r.status.value,
+                "folder": r.extra.get("folder"),
+            }
             for r in (list_calls(outbox, 10) if outbox.is_dir() else [])
         ],
     }
@@ -95,8 +104,13 @@ def _line_summary(status: dict[str, Any]) -> Table:
     for runner in status["runners"]:
         line = runner.get("line") or {}
         current = runner.get("current") or {}
-        table.add_row(str(runner["owner"]["pid"]), " ".join(filter(None, [line.get("state"), line.get("detail")])),
-                      current.get("goal") or "idle", str(runner.get("calls", 0)), _when(runner.get("updated")))
+        table.add_row(
+            str(runner["owner"]["pid"]),
+            " ".join(filter(None, [line.get("state"), line.get("detail")])),
+            current.get("goal") or "idle",
+            str(runner.get("calls", 0)),
+            _when(runner.get("updated")),
+        )
     if not status["runners"]:
         table.add_row("-", "no `cellcall watch` running", "-", "-", "-")
     return table

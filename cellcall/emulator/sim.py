@@ -11,9 +11,9 @@ import statistics
 import time
 from collections.abc import Callable, Iterable
 
-from cellcall.line.emulator import Faults, ModemEmulator
-from cellcall.line.farend import FarEndMetrics
-from cellcall.line.scenario import load_scenario
+from cellcall.emulator.farend import FarEndMetrics
+from cellcall.emulator.modem import Faults, ModemEmulator
+from cellcall.emulator.scenario import load_scenario
 
 LINGER_S = 1.0  # after the call ends, keep the ports so the program can read the last URCs (NO CARRIER)
 

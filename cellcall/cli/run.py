@@ -9,7 +9,6 @@ still written.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import signal
@@ -22,49 +21,19 @@ from typing import NoReturn
 from rich.console import Console
 
 from cellcall.call import CallObserver, CallResult, call_settings, exit_code, place_call
+from cellcall.cli.view import LiveView
 from cellcall.config import Settings
-from cellcall.engines import Synthesizer
+from cellcall.emulator.farend import FarEndMetrics
+from cellcall.emulator.line import emulated_line
+from cellcall.emulator.scenario import ScenarioError
 from cellcall.engines.cache import Engines, shared_engines
 from cellcall.goal import Goal, GoalError, load_goal
 from cellcall.line import Line, LineError
-from cellcall.line.emulator import Faults, ModemEmulator
 from cellcall.line.factory import make_line
-from cellcall.line.farend import RENDER_RATE, FarEndMetrics
-from cellcall.line.scenario import ScenarioError, load_scenario
 from cellcall.policy import DialLedger, PolicyRefusal, check_dial
 from cellcall.trace import span_stats
-from cellcall.view import LiveView
-from cellcall.voice.audio import resample
 
 EXIT_BAD_GOAL = 2  # the goal, the scenario or the line given cannot be used (nothing was dialled)
-
-
-def far_end_render(engines: Engines):
-    """The emulator's far end speaks with the already-loaded agent TTS (text -> 8 kHz PCM)."""
-
-    def render(text: str) -> bytes:
-        tts: Synthesizer = engines.tts()
-        return resample(b"".join(tts.synthesize(text)), tts.sample_rate, RENDER_RATE)
-
-    return render
-
-
-@contextlib.contextmanager
-def emulated_line(settings: Settings, scenario: str, engines: Engines,
-                  faults: Faults | None = None) -> Iterator[tuple[Line, ModemEmulator]]:
-    """The emulator with `scenario` (and `faults`) plus the real SIM7600 driver on its two ports, opened."""
-    emulator = ModemEmulator(load_scenario(scenario), faults=faults, render=far_end_render(engines))
-    emulator.start()
-    try:
-        modem = dataclasses.replace(settings, line=dataclasses.replace(settings.line, kind="sim7600"))
-        line = make_line(modem, emulator.at_port, emulator.audio_port)
-        line.open()
-        try:
-            yield line, emulator
-        finally:
-            line.close()
-    finally:
-        emulator.stop()
 
 
 @contextlib.contextmanager
@@ -84,7 +53,7 @@ def refused(goal: Goal, settings: Settings) -> bool:
     if goal.number is None:
         return True
     try:
-        check_dial(goal.number, settings.policy, DialLedger(Path(settings.paths.outbox) / ".dials.jsonl"))
+        check_dial(goal.number, settings.policy, DialLedger.in_outbox(settings.paths.outbox))
     except PolicyRefusal:
         return True
     return False
@@ -138,8 +107,16 @@ def end_process(code: int) -> NoReturn:
     os._exit(code)
 
 
-def _call(goal: Goal, settings: Settings, engines: Engines, view: CallObserver, stop: threading.Event,
-          scenario: str | None, at_port: str | None, audio_port: str | None) -> tuple[CallResult, FarEndMetrics | None]:
+def _call(
+    goal: Goal,
+    settings: Settings,
+    engines: Engines,
+    view: CallObserver,
+    stop: threading.Event,
+    scenario: str | None,
+    at_port: str | None,
+    audio_port: str | None,
+) -> tuple[CallResult, FarEndMetrics | None]:
     """The call on the line the settings name; the emulator's far-end figures when it was emulated."""
     if refused(goal, settings):
         return place_call(goal, settings, _UnopenedLine(), engines=engines, stop=stop), None
@@ -155,8 +132,9 @@ def _call(goal: Goal, settings: Settings, engines: Engines, view: CallObserver, 
         line.close()
 
 
-def _with_view(view: CallObserver, goal: Goal, settings: Settings, line: Line, engines: Engines,
-               stop: threading.Event) -> CallResult:
+def _with_view(
+    view: CallObserver, goal: Goal, settings: Settings, line: Line, engines: Engines, stop: threading.Event
+) -> CallResult:
     with view if isinstance(view, LiveView) else contextlib.nullcontext():
         return place_call(goal, settings, line, engines=engines, stop=stop, observer=view)
 
@@ -173,8 +151,11 @@ def _print_result(console: Console, result: CallResult, metrics: FarEndMetrics |
     console.print(f"{record.status.value}: {record.hangup_reason} ({record.duration_s:.0f} s)", markup=False)
     if metrics is not None:
         far = far_end_summary(metrics)
-        console.print(f"far end measured voice-to-voice p50 {far['voice_to_voice_p50_ms']} ms over "
-                      f"{far['replies']} replies, uplink underruns {far['uplink_underruns']}", markup=False)
+        console.print(
+            f"far end measured voice-to-voice p50 {far['voice_to_voice_p50_ms']} ms over "
+            f"{far['replies']} replies, uplink underruns {far['uplink_underruns']}",
+            markup=False,
+        )
     console.print(f"report: {result.report}", markup=False, highlight=False)
 
 

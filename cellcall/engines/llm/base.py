@@ -1,4 +1,4 @@
-"""Pick the chat model backend, and the token pump that makes any backend cancellable in 10 ms.
+"""What every chat backend shares: the token pump that makes any backend cancellable in 10 ms.
 
 Backends produce tokens in a worker thread (a C++ callback, an HTTP stream); the caller's
 iterator polls its cancel event between tokens, so a barge-in returns control at once even while
@@ -10,13 +10,10 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
-from cellcall.config import LlmSettings
-from cellcall.engines import ChatMessage, ChatModel, EngineError
+from cellcall.engines import ChatMessage, EngineError
 
 POLL_S = 0.01  # how often a waiting stream looks at its cancel event
-BACKENDS = ("auto", "ollama", "openai", "embedded")
 
 Emit = Callable[[str], bool]  # hands one token to the reader; True means "stop producing"
 _DONE = object()
@@ -36,7 +33,7 @@ def pump_tokens(produce: Callable[[Emit], None], cancel: threading.Event | None 
     def run() -> None:
         try:
             produce(emit)
-        except Exception as exc:  # surfaced to the reader below, with the backend's message
+        except Exception as exc:  # noqa: BLE001 - surfaced to the reader below, with the backend's message
             tokens.put(exc)
         finally:
             tokens.put(_DONE)
@@ -95,25 +92,3 @@ class StreamingChatModel:
     def warm(self, messages: list[ChatMessage]) -> None:
         for _ in self.stream_chat(messages, max_tokens=1):
             pass
-
-
-def make_chat_model(settings: LlmSettings, cache_dir: Path) -> ChatModel:
-    """auto (Ollama when it answers within 300 ms, else embedded) | ollama | openai | embedded."""
-    if settings.backend not in BACKENDS:
-        raise EngineError(f"unknown llm backend {settings.backend!r}: use one of {', '.join(BACKENDS)}")
-    if settings.backend in ("auto", "ollama"):
-        from cellcall.engines.llm_ollama import OllamaChatModel, ollama_host, ollama_reachable
-
-        host = ollama_host(settings.ollama_host)
-        if settings.backend == "ollama" or ollama_reachable(host):
-            return OllamaChatModel(settings.ollama_model, host)
-    if settings.backend == "openai":
-        from cellcall.engines.llm_openai import OpenAIChatModel
-
-        if not settings.base_url:
-            raise EngineError("llm backend 'openai' needs llm.base_url, e.g. http://127.0.0.1:8080/v1")
-        return OpenAIChatModel(settings.base_url, settings.model, settings.api_key)
-    from cellcall.engines.llm_embedded import EmbeddedChatModel
-    from cellcall.engines.models import gguf_model
-
-    return EmbeddedChatModel(gguf_model(settings.model, cache_dir), threads=settings.threads, context=settings.context)

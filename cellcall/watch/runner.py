@@ -18,24 +18,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from cellcall import reports
 from cellcall.config import Settings
-from cellcall.events import EventLog
-from cellcall.gitlog import commit_call
 from cellcall.goal import Goal, GoalError, parse_goal
 from cellcall.goal import load_goal as _load_goal_file
-from cellcall.inbox import Claim, Inbox, Owner, Waiting, atomic_write_json, content_hash, utcnow
-from cellcall.intake import GoalIntake, ReadyGoal
 from cellcall.line import Line, LineError, LineEvent, LineEventKind
-from cellcall.openclaw import notify_call_finished, start_periodic_delivery
+from cellcall.openclaw.notify import notify_call_finished, start_periodic_delivery
 from cellcall.outbox import read_record
-from cellcall.policy import DialLedger
+from cellcall.policy import DialLedger, PolicyRefusal, check_dial
 from cellcall.record import CallStatus, Turn, TurnLatency
-from cellcall.schedule import Hold, expiry, goal_hold, policy_hold, retry_due
+from cellcall.watch import reports
+from cellcall.watch.eventlog import EventLog
+from cellcall.watch.gitlog import commit_call
+from cellcall.watch.inbox import Claim, Inbox, Owner, Waiting, atomic_write_json, content_hash, utcnow
+from cellcall.watch.intake import GoalIntake, ReadyGoal
+from cellcall.watch.schedule import Hold, expiry, goal_hold, policy_hold, retry_due
 
 if TYPE_CHECKING:
     from cellcall.call import CallResult
@@ -64,7 +64,7 @@ class RunnerOptions:
 
 
 def _as_utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc)
+    return value.astimezone(UTC)
 
 
 class _Observer:
@@ -87,8 +87,9 @@ class _Observer:
         self._runner.log.emit("call-state", goal=self._label, state=state)
 
     def on_turn(self, turn: Turn) -> None:
-        self._runner.log.emit("call-turn", goal=self._label, index=turn.index, speaker=turn.speaker.value,
-                              barged_in=turn.barged_in or None)  # never the words: they stay in the outbox
+        self._runner.log.emit(
+            "call-turn", goal=self._label, index=turn.index, speaker=turn.speaker.value, barged_in=turn.barged_in or None
+        )  # never the words: they stay in the outbox
 
     def on_latency(self, latency: TurnLatency) -> None:
         self._runner.log.emit("call-latency", goal=self._label, turn=latency.turn, first_audio_ms=latency.first_audio_ms)
@@ -160,7 +161,7 @@ class Runner:
         self.log = log or EventLog(json_lines=settings.log.json)
         self.inbox = Inbox(Path(goals_dir))
         self.outbox_root = Path(outbox_root or settings.paths.outbox)
-        self.ledger = DialLedger(self.outbox_root / ".dials.jsonl")
+        self.ledger = DialLedger.in_outbox(self.outbox_root)
         inbound = self.inbox.root / settings.inbound.goal
         self._inbound_path = inbound
         self._line_factory = line_factory
@@ -169,10 +170,14 @@ class Runner:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.intake = GoalIntake(
-            self.inbox, self.load_goal, self.log,
+            self.inbox,
+            self.load_goal,
+            self.log,
             inbound_name=inbound.name if inbound.parent == self.inbox.root else "",
             on_ready=self._wake.set,
-            stable_s=self.options.stable_s, invalid_grace_s=self.options.invalid_grace_s, rescan_s=self.options.rescan_s,
+            stable_s=self.options.stable_s,
+            invalid_grace_s=self.options.invalid_grace_s,
+            rescan_s=self.options.rescan_s,
         )
         self.line: Line | None = None
         self._line_retry_at = 0.0
@@ -183,8 +188,13 @@ class Runner:
         self._next_look = 0.0
         self._status_file = self.inbox.state_dir / f"runner-{os.getpid()}.json"
         self._status: dict[str, Any] = {
-            "owner": Owner.current().to_json(), "started": utcnow().isoformat(), "goals": str(self.inbox.root),
-            "outbox": str(self.outbox_root), "line": {"state": "connecting"}, "current": None, "calls": 0,
+            "owner": Owner.current().to_json(),
+            "started": utcnow().isoformat(),
+            "goals": str(self.inbox.root),
+            "outbox": str(self.outbox_root),
+            "line": {"state": "connecting"},
+            "current": None,
+            "calls": 0,
         }
         self._next_status_line = 0.0
 
@@ -208,7 +218,7 @@ class Runner:
             while not self._stop.is_set():
                 try:
                     self._tick()
-                except Exception as exc:  # a full disk or a bad permission must not stop the phone for good
+                except Exception as exc:  # noqa: BLE001 - a full disk or a bad permission must not stop the phone for good
                     self.log.emit("runner-error", error=f"{type(exc).__name__}: {exc}")
                     self._stop.wait(1.0)
         finally:
@@ -223,7 +233,7 @@ class Runner:
         for claim in self.inbox.orphans():
             try:
                 self._recover_one(claim)
-            except Exception as exc:  # one unreadable leftover must not keep the runner from starting
+            except Exception as exc:  # noqa: BLE001 - one unreadable leftover must not keep the runner from starting
                 self.log.emit("recover-error", file=claim.goal_file.name, error=f"{type(exc).__name__}: {exc}")
 
     def _recover_one(self, claim: Claim) -> None:
@@ -241,11 +251,16 @@ class Runner:
         folder, report = reports.interrupted(self.outbox_root, claim, self._goal_or_none(claim), self.log)
         entry = {"status": CallStatus.INTERRUPTED.value, "outbox": str(folder), "at": utcnow().isoformat()}
         owner = claim.state.get("owner") or {}
-        target = self.inbox.archive(claim, {
-            "status": CallStatus.INTERRUPTED.value, "outbox": str(folder), "report": str(report),
-            "attempts": [*claim.history, entry],
-            "note": f"runner pid {owner.get('pid', '?')} died during the call; not redialled",
-        })
+        target = self.inbox.archive(
+            claim,
+            {
+                "status": CallStatus.INTERRUPTED.value,
+                "outbox": str(folder),
+                "report": str(report),
+                "attempts": [*claim.history, entry],
+                "note": f"runner pid {owner.get('pid', '?')} died during the call; not redialled",
+            },
+        )
         self.log.emit("recovered-interrupted", goal=name, outbox=str(folder), moved_to=str(target.relative_to(self.inbox.root)))
         self._publish_report(folder, f"cellcall: {name} interrupted")
 
@@ -287,9 +302,13 @@ class Runner:
         self._next_status_line = time.monotonic() + self.options.status_every_s
         waiting = self.inbox.waiting()
         self.log.emit(
-            "status", line=self._status["line"].get("state"), queued=len(self.intake.ready()),
-            waiting=len(waiting), next_retry=waiting[0].due if waiting else None,
-            hold=self._hold.reason if self._hold else None, calls=self._status["calls"],
+            "status",
+            line=self._status["line"].get("state"),
+            queued=len(self.intake.ready()),
+            waiting=len(waiting),
+            next_retry=waiting[0].due if waiting else None,
+            hold=self._hold.reason if self._hold else None,
+            calls=self._status["calls"],
         )
         self.inbox.prune_seen(self.options.dedupe_window)
         self.publish()
@@ -332,7 +351,7 @@ class Runner:
             return
         try:
             line.close()
-        except Exception as exc:  # a dead port may fail to close; the next open starts clean
+        except Exception as exc:  # noqa: BLE001 - a dead port may fail to close; the next open starts clean
             self.log.emit("line-close-error", reason=str(exc))
 
     # --- inbound while idle ------------------------------------------------------------------
@@ -348,8 +367,10 @@ class Runner:
     def _incoming(self, event: LineEvent) -> None:
         now = time.monotonic()
         ringing = self._ringing
-        if ringing is None or now - ringing.last_at > self.options.ring_gap_s or (
-            event.number and ringing.number and event.number != ringing.number
+        if (
+            ringing is None
+            or now - ringing.last_at > self.options.ring_gap_s
+            or (event.number and ringing.number and event.number != ringing.number)
         ):
             self._ringing = _Ringing(event.number)
             self.log.emit("incoming", number=event.number)
@@ -409,8 +430,13 @@ class Runner:
     def _run_inbound(self, goal: Goal, number: str | None) -> None:
         self.log.emit("answering", number=number, goal=goal.name)
         outcome = self._observed(lambda line, obs: self._answer(goal, line, number, obs, self._stop), None, goal.name, number)
-        self.log.emit("inbound-done", number=number, status=outcome.status.value,
-                      outbox=str(outcome.folder) if outcome.folder else None, error=outcome.error)
+        self.log.emit(
+            "inbound-done",
+            number=number,
+            status=outcome.status.value,
+            outbox=str(outcome.folder) if outcome.folder else None,
+            error=outcome.error,
+        )
         self._commit(outcome.folder, f"cellcall: inbound call from {number or 'unknown'} {outcome.status.value}")
 
     # --- outbound -------------------------------------------------------------------------------
@@ -426,7 +452,7 @@ class Runner:
             if self._expired(ready.goal, ready.path, now):
                 continue
             if goal_hold(ready.goal, now) is None:
-                mtime = datetime.fromtimestamp(ready.mtime_ns / 1e9, timezone.utc)
+                mtime = datetime.fromtimestamp(ready.mtime_ns / 1e9, UTC)
                 candidates.append((mtime, ready, ready.goal))
         for item in self.inbox.waiting():
             if item.due > now:
@@ -484,11 +510,17 @@ class Runner:
         if isinstance(job, ReadyGoal):
             earlier = self.inbox.first_claim_of(content_hash(raw), claim, self.options.dedupe_window)
             if earlier is not None:
-                target = self.inbox.archive(claim, {
-                    "status": "duplicate", "duplicate_of": earlier.get("source"),
-                    "note": f"same content as {earlier.get('source')} claimed at {earlier.get('at')}; not dialled again",
-                })
-                self.log.emit("duplicate", goal=goal.name, of=earlier.get("source"), moved_to=str(target.relative_to(self.inbox.root)))
+                target = self.inbox.archive(
+                    claim,
+                    {
+                        "status": "duplicate",
+                        "duplicate_of": earlier.get("source"),
+                        "note": f"same content as {earlier.get('source')} claimed at {earlier.get('at')}; not dialled again",
+                    },
+                )
+                self.log.emit(
+                    "duplicate", goal=goal.name, of=earlier.get("source"), moved_to=str(target.relative_to(self.inbox.root))
+                )
                 return
         reason = expiry(goal, utcnow())
         if reason is not None:
@@ -496,31 +528,49 @@ class Runner:
             self.log.emit("goal-expired", goal=goal.name)
             return
         self.inbox.update(claim, phase="calling", goal=goal.name, number=goal.number)
-        self.log.emit("dialling", goal=goal.name, number=goal.number, attempt=claim.attempt + 1)
+        try:  # place_call decides and writes the refused report; the log only must not say "dialling" first
+            check_dial(goal.number or "", self.settings.policy, self.ledger)
+            self.log.emit("dialling", goal=goal.name, number=goal.number, attempt=claim.attempt + 1)
+        except PolicyRefusal as refusal:
+            self.log.emit("policy-refused", goal=goal.name, number=goal.number, reason=refusal.reason)
         outcome = self._observed(lambda line, obs: self._place(goal, line, obs, self._stop), claim, goal.name, None)
         self._settle(claim, goal, outcome)
 
     def _settle(self, claim: Claim, goal: Goal, outcome: _Outcome) -> None:
         now = utcnow()
-        entry = {"status": outcome.status.value, "outbox": str(outcome.folder) if outcome.folder else None,
-                 "at": now.isoformat(), "error": outcome.error}
+        entry = {
+            "status": outcome.status.value,
+            "outbox": str(outcome.folder) if outcome.folder else None,
+            "at": now.isoformat(),
+            "error": outcome.error,
+        }
         history = [*claim.history, entry]
         due = retry_due(goal, outcome.status, claim.attempt, now)
         if due is not None:
             self.inbox.defer(claim, due, outcome.status.value, attempt=claim.attempt + 1, history=history)
             self.log.emit("retry-scheduled", goal=goal.name, status=outcome.status.value, due=due, retry=claim.attempt + 1)
         else:
-            target = self.inbox.archive(claim, {
-                "status": outcome.status.value, "goal": goal.name, "number": goal.number,
-                "outbox": entry["outbox"], "report": str(outcome.report) if outcome.report else None,
-                "error": outcome.error, "attempts": history,
-            })
-            self.log.emit("archived", goal=goal.name, status=outcome.status.value, moved_to=str(target.relative_to(self.inbox.root)))
+            target = self.inbox.archive(
+                claim,
+                {
+                    "status": outcome.status.value,
+                    "goal": goal.name,
+                    "number": goal.number,
+                    "outbox": entry["outbox"],
+                    "report": str(outcome.report) if outcome.report else None,
+                    "error": outcome.error,
+                    "attempts": history,
+                },
+            )
+            self.log.emit(
+                "archived", goal=goal.name, status=outcome.status.value, moved_to=str(target.relative_to(self.inbox.root))
+            )
         self._commit(outcome.folder, f"cellcall: {goal.name} {outcome.status.value}")
 
     # --- one call, observed -------------------------------------------------------------------
-    def _observed(self, call: Callable[[Line, _Observer], CallResult], claim: Claim | None, label: str,
-                  caller: str | None) -> _Outcome:
+    def _observed(
+        self, call: Callable[[Line, _Observer], CallResult], claim: Claim | None, label: str, caller: str | None
+    ) -> _Outcome:
         """Run one call on the runner's line; whatever happens, return an outcome and keep running."""
         assert self.line is not None
         tap = _CallLine(self.line, caller)
@@ -532,12 +582,14 @@ class Runner:
         except LineError as exc:
             tap.lost = tap.lost or str(exc)
             outcome = _Outcome(CallStatus.FAILED, observer.folder, None, f"line error: {exc}")
-        except Exception as exc:  # a bug in one call must not stop the phone
+        except Exception as exc:  # noqa: BLE001 - a bug in one call must not stop the phone
             self.log.emit("call-crashed", goal=label, error=f"{type(exc).__name__}: {exc}")
             outcome = _Outcome(CallStatus.FAILED, observer.folder, None, f"{type(exc).__name__}: {exc}")
         self._status["calls"] += 1
-        self.publish(current=None, last={"goal": label, "status": outcome.status.value,
-                                         "outbox": str(outcome.folder) if outcome.folder else None})
+        self.publish(
+            current=None,
+            last={"goal": label, "status": outcome.status.value, "outbox": str(outcome.folder) if outcome.folder else None},
+        )
         missed = {e.number: e.kind for e in tap.rang_in if e.number}
         for number, kind in missed.items():
             self._missed(number, "missed: rang during another call")
@@ -557,7 +609,7 @@ class Runner:
             return
         try:
             commit_call(self.outbox_root, Path(folder), message)
-        except Exception as exc:  # git trouble never stops the phone; the report is on disk
+        except Exception as exc:  # noqa: BLE001 - git trouble never stops the phone; the report is on disk
             self.log.emit("git-error", folder=str(folder), error=str(exc))
         else:
             self.log.emit("git-commit", folder=str(folder))
@@ -595,7 +647,7 @@ def settle_engines(engines: Engines, log: EventLog) -> None:
     for name, load in (("stt", engines.stt), ("tts", engines.tts), ("llm", engines.llm)):
         try:
             load()
-        except Exception as exc:  # a model that cannot load no longer matters on the way out
+        except Exception as exc:  # noqa: BLE001 - a model that cannot load no longer matters on the way out
             log.emit("engine-unavailable", engine=name, error=str(exc))
 
 

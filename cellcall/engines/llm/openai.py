@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from cellcall.engines import EngineError
-from cellcall.engines.llm import Emit, StreamingChatModel
+from cellcall.engines.llm.base import Emit, StreamingChatModel
 
 
 def sse_delta(line: str) -> str | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import httpx
 
 from cellcall.engines import EngineError
-from cellcall.engines.llm import Emit, StreamingChatModel
+from cellcall.engines.llm.base import Emit, StreamingChatModel
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 PROBE_TIMEOUT_S = 0.3

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -15,18 +14,18 @@ app = typer.Typer(
     add_completion=False,
 )
 
-_state: dict[str, Optional[Path]] = {"config": None}
+_state: dict[str, Path | None] = {"config": None}
 
 
 @app.callback()
 def main(
-    config: Optional[Path] = typer.Option(None, "--config", "-c", envvar="CELLCALL_CONFIG", help="Path to cellcall.toml."),
+    config: Path | None = typer.Option(None, "--config", "-c", envvar="CELLCALL_CONFIG", help="Path to cellcall.toml."),
 ) -> None:
     """cellcall places and answers phone calls described by markdown goal files."""
     _state["config"] = config
 
 
-def settings(overrides: Optional[dict] = None) -> Settings:
+def settings(overrides: dict | None = None) -> Settings:
     """The effective settings, or a clean exit 2 with the configuration error."""
     try:
         return load_settings(_state["config"], overrides=overrides)
@@ -35,6 +34,19 @@ def settings(overrides: Optional[dict] = None) -> Settings:
         raise typer.Exit(2) from None
 
 
+def line_overrides(line: str | None, scenario: str | None, at_port: str | None, audio_port: str | None) -> dict:
+    """The --line/--scenario/--port flags as settings; explicit ports mean the real modem behind them."""
+    if (at_port or audio_port) and line == "emulator":
+        typer.secho(
+            "error: --at-port/--audio-port name a real modem; the emulator makes its own ports "
+            "(drop --line emulator, or the ports)",
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
+    kind = line or ("sim7600" if at_port or audio_port else None)
+    return {"line.kind": kind, "line.scenario": scenario, "line.at_port": at_port, "line.audio_port": audio_port}
+
 
 @app.command()
 def validate(
@@ -42,8 +54,8 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON."),
 ) -> None:
     """Check goal files before anything dials: exit 0 if every file is valid, 1 otherwise."""
+    from cellcall.cli.tables import checks_json, checks_text
     from cellcall.goal import check_goal_files
-    from cellcall.tables import checks_json, checks_text
 
     checks = check_goal_files(paths, settings().policy.default_country)
     typer.echo(checks_json(checks) if as_json else checks_text(checks))
@@ -52,11 +64,11 @@ def validate(
 
 @app.command()
 def new(
-    name: Optional[str] = typer.Argument(None, help="Goal id (also the outbox folder name)."),
-    number: Optional[str] = typer.Option(None, "--number", help="Number to call (default: a fictional 555-01xx number)."),
-    objective: Optional[str] = typer.Option(None, "--objective", help="What the call must achieve, in one sentence."),
-    persona: Optional[str] = typer.Option(None, "--persona", help="Who the agent is on the call."),
-    opening: Optional[str] = typer.Option(None, "--opening", help="The agent's first sentence."),
+    name: str | None = typer.Argument(None, help="Goal id (also the outbox folder name)."),
+    number: str | None = typer.Option(None, "--number", help="Number to call (default: a fictional 555-01xx number)."),
+    objective: str | None = typer.Option(None, "--objective", help="What the call must achieve, in one sentence."),
+    persona: str | None = typer.Option(None, "--persona", help="Who the agent is on the call."),
+    opening: str | None = typer.Option(None, "--opening", help="The agent's first sentence."),
 ) -> None:
     """Print a new goal file that passes `cellcall validate` (redirect it into goals/)."""
     from cellcall.goal import GoalError, scaffold_goal
@@ -71,7 +83,7 @@ def new(
 @app.command("config")
 def show_config(as_json: bool = typer.Option(False, "--json", help="Print the settings as JSON.")) -> None:
     """Print the effective settings and where each came from (secrets redacted)."""
-    from cellcall.tables import print_settings
+    from cellcall.cli.tables import print_settings
 
     print_settings(settings().effective(), as_json)
 
@@ -82,8 +94,8 @@ def calls(
     as_json: bool = typer.Option(False, "--json", help="Print the calls as JSON."),
 ) -> None:
     """Recent calls from the outbox, newest first."""
+    from cellcall.cli.tables import print_calls
     from cellcall.outbox import list_calls
-    from cellcall.tables import print_calls
 
     print_calls(list_calls(Path(settings().paths.outbox), limit), as_json)
 
@@ -102,18 +114,18 @@ def show(call: str = typer.Argument(..., help="Call id, outbox folder name, a un
 
 @app.command()
 def watch(
-    goals_dir: Optional[Path] = typer.Argument(None, help="The goals folder (default: paths.goals)."),
-    line: Optional[str] = typer.Option(None, "--line", help="emulator | sim7600 (default: line.kind in settings)."),
-    scenario: Optional[str] = typer.Option(None, "--scenario", help="Emulator far-end scenario: built-in name or .toml path."),
-    at_port: Optional[str] = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
-    audio_port: Optional[str] = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),
+    goals_dir: Path | None = typer.Argument(None, help="The goals folder (default: paths.goals)."),
+    line: str | None = typer.Option(None, "--line", help="emulator | sim7600 (default: line.kind in settings)."),
+    scenario: str | None = typer.Option(None, "--scenario", help="Emulator far-end scenario: built-in name or .toml path."),
+    at_port: str | None = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
+    audio_port: str | None = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),
     json_log: bool = typer.Option(False, "--json-log", help="Log one JSON object per line (also log.json)."),
 ) -> None:
     """Turn GOALS_DIR into a phone: dial dropped goals, answer inbound calls; stop with SIGTERM or Ctrl-C."""
-    from cellcall.runner import WatchError, watch as watch_folder
+    from cellcall.watch.runner import WatchError
+    from cellcall.watch.runner import watch as watch_folder
 
-    overrides = {"line.kind": line, "line.scenario": scenario, "line.at_port": at_port, "line.audio_port": audio_port,
-                 "log.json": True if json_log else None}
+    overrides = line_overrides(line, scenario, at_port, audio_port) | {"log.json": True if json_log else None}
     try:
         watch_folder(settings(overrides), goals_dir)
     except WatchError as exc:
@@ -123,7 +135,7 @@ def watch(
 
 @app.command()
 def status(
-    goals_dir: Optional[Path] = typer.Argument(None, help="The goals folder (default: paths.goals)."),
+    goals_dir: Path | None = typer.Argument(None, help="The goals folder (default: paths.goals)."),
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
 ) -> None:
     """The watch queue (queued, waiting with due times, running), the line and the last calls."""
@@ -131,7 +143,7 @@ def status(
 
     from rich.console import Console
 
-    from cellcall.watchstatus import collect, render
+    from cellcall.watch.status import collect, render
 
     try:
         data = collect(settings(), goals_dir)
@@ -147,12 +159,12 @@ def status(
 @app.command()
 def sim(
     scenario: str = typer.Argument("dentist", help="Far-end scenario: built-in name or path to a .toml file."),
-    ring: Optional[str] = typer.Option(None, "--ring", help="Ring the host from this number instead of waiting for ATD."),
+    ring: str | None = typer.Option(None, "--ring", help="Ring the host from this number instead of waiting for ATD."),
     fault: list[str] = typer.Option([], "--fault", help="Emulator fault KEY[=VALUE], e.g. vanish_after_s=5, doubled_crlf."),
 ) -> None:
     """Run the emulated SIM7600G-H on two ptys; print their paths, then the far end's measurements."""
-    from cellcall.line.scenario import ScenarioError
-    from cellcall.line.sim import SimError, format_metrics, run_sim
+    from cellcall.emulator.scenario import ScenarioError
+    from cellcall.emulator.sim import SimError, format_metrics, run_sim
 
     try:
         metrics = run_sim(scenario, ring, fault, typer.echo)
@@ -164,15 +176,15 @@ def sim(
 
 @app.command()
 def doctor(
-    line: Optional[str] = typer.Option(None, "--line", help="emulator | sim7600 (default: line.kind in settings)."),
-    at_port: Optional[str] = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
-    audio_port: Optional[str] = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),
+    line: str | None = typer.Option(None, "--line", help="emulator | sim7600 (default: line.kind in settings)."),
+    at_port: str | None = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
+    audio_port: str | None = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),
     engines: bool = typer.Option(True, "--engines/--no-engines", help="Also load and smoke-test STT, TTS and LLM."),
 ) -> None:
     """Modem ports, SIM, registration, signal and operator, then the speech and language engines."""
-    from cellcall.doctor import run_doctor
+    from cellcall.cli.doctor import run_doctor
 
-    text, ok = run_doctor(settings({"line.kind": line}), at_port, audio_port, engines)
+    text, ok = run_doctor(settings(line_overrides(line, None, at_port, audio_port)), at_port, audio_port, engines)
     typer.echo(text)
     raise typer.Exit(0 if ok else 1)
 
@@ -207,16 +219,19 @@ def bench_watch(drops: int = typer.Option(20, "--drops", min=1, help="Goal files
 
     typer.echo(run_bench(settings(), drops))
 
+
 openclaw_app = typer.Typer(help="OpenClaw: the skill, memory search over the outbox, pushes on call end.", no_args_is_help=True)
 app.add_typer(openclaw_app, name="openclaw")
 
 
 @openclaw_app.command("install-skill")
 def openclaw_install_skill(
-    workspace: Optional[Path] = typer.Option(None, "--workspace", help="OpenClaw workspace (default: openclaw.workspace or ~/.openclaw/workspace)."),
+    workspace: Path | None = typer.Option(
+        None, "--workspace", help="OpenClaw workspace (default: openclaw.workspace or ~/.openclaw/workspace)."
+    ),
 ) -> None:
     """Put the cellcall skill into an OpenClaw workspace (skills/cellcall/SKILL.md)."""
-    from cellcall.openclaw_setup import OpenClawSetupError, install_skill
+    from cellcall.openclaw.setup import OpenClawSetupError, install_skill
 
     try:
         typer.echo(f"installed {install_skill(settings(), workspace)}")
@@ -228,7 +243,7 @@ def openclaw_install_skill(
 @openclaw_app.command("setup")
 def openclaw_setup(apply: bool = typer.Option(False, "--apply", help="Run `openclaw config set` instead of printing.")) -> None:
     """Print (or apply) the OpenClaw config cellcall needs: memory extraPaths, hooks, the hook mapping."""
-    from cellcall.openclaw_setup import OpenClawSetupError, apply_setup, setup_text
+    from cellcall.openclaw.setup import OpenClawSetupError, apply_setup, setup_text
 
     if not apply:
         typer.echo(setup_text(settings()))
@@ -247,7 +262,7 @@ def openclaw_flush(
     timeout: float = typer.Option(5.0, "--timeout", min=0.1, help="Seconds per request."),
 ) -> None:
     """Deliver the queued pushes now and say what happened to each (exit 1 if any is left)."""
-    from cellcall.openclaw import deliver_pending, describe_report
+    from cellcall.openclaw.notify import deliver_pending, describe_report
 
     report = deliver_pending(settings(), timeout, retry_failed=retry_failed, force=True)
     typer.echo(describe_report(report))
@@ -257,17 +272,23 @@ def openclaw_flush(
 @app.command()
 def run(
     goal: Path = typer.Argument(..., help="The goal file (markdown) describing the call."),
-    line: Optional[str] = typer.Option(None, "--line", help="emulator | sim7600 (default: line.kind in settings)."),
-    scenario: Optional[str] = typer.Option(None, "--scenario", help="Emulator far-end scenario: built-in name or .toml path."),
-    at_port: Optional[str] = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
-    audio_port: Optional[str] = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),
+    line: str | None = typer.Option(None, "--line", help="emulator | sim7600 (default: line.kind in settings)."),
+    scenario: str | None = typer.Option(None, "--scenario", help="Emulator far-end scenario: built-in name or .toml path."),
+    at_port: str | None = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
+    audio_port: str | None = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),
     as_json: bool = typer.Option(False, "--json", help="Print the final call record as JSON instead of the live view."),
 ) -> None:
     """Place the call described by GOAL: live view while it runs, then the report's path."""
-    from cellcall.run import EXIT_BAD_GOAL, end_process, run_goal
+    from cellcall.cli.run import EXIT_BAD_GOAL, end_process, run_goal
 
-    overrides = {"line.kind": line, "line.scenario": scenario, "line.at_port": at_port, "line.audio_port": audio_port}
-    code = run_goal(goal, settings(overrides), scenario=scenario, at_port=at_port, audio_port=audio_port, as_json=as_json)
+    code = run_goal(
+        goal,
+        settings(line_overrides(line, scenario, at_port, audio_port)),
+        scenario=scenario,
+        at_port=at_port,
+        audio_port=audio_port,
+        as_json=as_json,
+    )
     if code == EXIT_BAD_GOAL:
         raise typer.Exit(code)  # nothing was started: a normal exit
     end_process(code)
@@ -280,9 +301,8 @@ def bench_calls(
 ) -> None:
     """Real-time calls on the emulator with the real models: latency, barge-in, echo, underruns, CPU, memory."""
     from cellcall.bench.calls import run_bench
-    from cellcall.run import end_process
-
-    from cellcall.line.scenario import ScenarioError
+    from cellcall.cli.run import end_process
+    from cellcall.emulator.scenario import ScenarioError
 
     try:
         markdown = run_bench(settings(), [s.strip() for s in scenarios.split(",") if s.strip()], repeat)

@@ -76,8 +76,10 @@ def _classify_http(url: str, response: httpx.Response, has_token: bool) -> Outco
     if 200 <= code < 300:
         return Outcome(DELIVERED, f"HTTP {code} {reason}")
     if code in (401, 403):
-        hint = "set openclaw.token or CELLCALL_OPENCLAW_TOKEN to the gateway's hooks.token" if not has_token else (
-            "check that openclaw.token / CELLCALL_OPENCLAW_TOKEN matches the gateway's hooks.token"
+        hint = (
+            "set openclaw.token or CELLCALL_OPENCLAW_TOKEN to the gateway's hooks.token"
+            if not has_token
+            else ("check that openclaw.token / CELLCALL_OPENCLAW_TOKEN matches the gateway's hooks.token")
         )
         return Outcome(REJECTED, f"OpenClaw rejected the token (HTTP {code} from {url}): {hint}")
     if code in _RETRY_STATUS:

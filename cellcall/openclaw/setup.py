@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cellcall.config import Settings
-from cellcall.openclaw_memory import workspace_dir
+from cellcall.openclaw.memory import workspace_dir
 
 CONFIG_TIMEOUT_S = 60.0
 
@@ -78,8 +78,14 @@ def setup_plan(settings: Settings, current: dict[str, Any] | None = None) -> lis
         changes.append(ConfigChange("hooks.enabled", True, "accepts cellcall's push on the hooks endpoint"))
     if settings.openclaw.mode == "mapped":
         mapping = hook_mapping(settings)
-        others = [m for m in current.get("hooks.mappings") or [] if (m.get("match") or {}).get("path") != mapping["match"]["path"]]
-        changes.append(ConfigChange("hooks.mappings", [*others, mapping], f"routes POST {settings.openclaw.hooks_path}/{mapping['match']['path']}"))
+        others = [
+            m for m in current.get("hooks.mappings") or [] if (m.get("match") or {}).get("path") != mapping["match"]["path"]
+        ]
+        changes.append(
+            ConfigChange(
+                "hooks.mappings", [*others, mapping], f"routes POST {settings.openclaw.hooks_path}/{mapping['match']['path']}"
+            )
+        )
     return changes
 
 

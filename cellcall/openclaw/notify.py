@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cellcall.config import Settings
-from cellcall.openclaw_memory import append_memory_note
-from cellcall.openclaw_payload import push_payload
-from cellcall.openclaw_push import DELIVERED, REJECTED, RETRY, Outcome, deliver
-from cellcall.openclaw_queue import FAILED, PENDING, PushQueue, QueueEntry
-from cellcall.openclaw_queue import REJECTED as STATE_REJECTED
+from cellcall.openclaw.memory import append_memory_note
+from cellcall.openclaw.payload import push_payload
+from cellcall.openclaw.push import DELIVERED, REJECTED, RETRY, Outcome, deliver
+from cellcall.openclaw.queue import FAILED, PENDING, PushQueue, QueueEntry
+from cellcall.openclaw.queue import REJECTED as STATE_REJECTED
 from cellcall.record import CallRecord
 
 log = logging.getLogger("cellcall.openclaw")
@@ -55,8 +55,11 @@ class DeliveryReport:
 def describe_report(report: DeliveryReport) -> str:
     """One line per call id, for `cellcall openclaw flush`."""
     lines = [f"delivered {call_id}" for call_id in report.delivered]
-    lines += [f"{label} {call_id}: {why}" for label, found in (
-        ("retrying", report.retrying), ("rejected", report.rejected), ("failed", report.failed)) for call_id, why in found.items()]
+    lines += [
+        f"{label} {call_id}: {why}"
+        for label, found in (("retrying", report.retrying), ("rejected", report.rejected), ("failed", report.failed))
+        for call_id, why in found.items()
+    ]
     lines += [f"waiting {call_id}" for call_id in report.waiting]
     if report.busy:
         lines.append("another delivery is running; try again in a moment")
@@ -106,7 +109,9 @@ def _deliver_in_background(settings: Settings, call_id: str) -> None:
             return
 
 
-def start_periodic_delivery(settings: Settings, stop: threading.Event, interval_s: float = FLUSH_INTERVAL_S) -> threading.Thread | None:
+def start_periodic_delivery(
+    settings: Settings, stop: threading.Event, interval_s: float = FLUSH_INTERVAL_S
+) -> threading.Thread | None:
     """For `cellcall watch`: a thread that sends due pushes every `interval_s` until `stop` is set.
 
     Its own thread, because a hung gateway may hold a pass for seconds and the runner must stay free to answer

@@ -60,7 +60,9 @@ def checks_text(checks: list[GoalCheck]) -> str:
         if check.goal is not None:
             lines.append(f"ok  {check.path} ({check.goal.name}, {check.goal.direction}, {check.goal.number or 'no number'})")
         for problem in check.problems:
-            lines.append(f"{check.path}:{problem.line}: {problem.message}" if problem.line else f"{check.path}: {problem.message}")
+            lines.append(
+                f"{check.path}:{problem.line}: {problem.message}" if problem.line else f"{check.path}: {problem.message}"
+            )
     bad = sum(1 for check in checks if not check.ok)
     lines.append(f"{len(checks) - bad} valid, {bad} invalid")
     return "\n".join(lines)
@@ -70,7 +72,14 @@ def print_settings(rows: list[tuple[str, Any, str]], as_json: bool) -> None:
     if as_json:
         print(_dump([{"key": key, "value": value, "source": source} for key, value, source in rows]))
         return
-    _console().print(_table("Effective settings (secrets redacted)", ["setting", "value", "source"], [list(row) for row in rows], ("value", "source")))
+    _console().print(
+        _table(
+            "Effective settings (secrets redacted)",
+            ["setting", "value", "source"],
+            [list(row) for row in rows],
+            ("value", "source"),
+        )
+    )
 
 
 def _call_row(record: CallRecord) -> dict[str, Any]:
@@ -98,7 +107,15 @@ def print_calls(records: list[CallRecord], as_json: bool) -> None:
         return
     columns = ["started", "goal", "number", "status", "met", "s", "call id"]
     cells = [
-        [f"{r.started:%Y-%m-%d %H:%M}", r.goal, r.number or "", r.status.value, r.objective_met.value, f"{r.duration_s:.0f}", r.call_id]
+        [
+            f"{r.started:%Y-%m-%d %H:%M}",
+            r.goal,
+            r.number or "",
+            r.status.value,
+            r.objective_met.value,
+            f"{r.duration_s:.0f}",
+            r.call_id,
+        ]
         for r in records
     ]
     _console().print(_table("Recent calls", columns, cells, ("goal", "number", "call id")))

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from cellcall.config import Settings
-from cellcall.openclaw_payload import INLINE_LIMIT, clean_text
+from cellcall.openclaw.payload import INLINE_LIMIT, clean_text
 from cellcall.record import CallRecord
 
 

@@ -87,7 +87,14 @@ def _latency_table(latencies: list[TurnLatency]) -> Table:
     for name in ("turn", "endpoint", "stt", "llm 1st token", "1st sentence", "tts 1st audio", "on the line", "barge-in stop"):
         table.add_column(name, justify="right")
     for lat in latencies[-SHOWN_TURNS:]:
-        values = (lat.endpoint_ms, lat.stt_ms, lat.llm_first_token_ms, lat.llm_first_sentence_ms,
-                  lat.tts_first_audio_ms, lat.first_audio_ms, lat.barge_in_stop_ms)
+        values = (
+            lat.endpoint_ms,
+            lat.stt_ms,
+            lat.llm_first_token_ms,
+            lat.llm_first_sentence_ms,
+            lat.tts_first_audio_ms,
+            lat.first_audio_ms,
+            lat.barge_in_stop_ms,
+        )
         table.add_row(str(lat.turn), *("-" if v is None else f"{v:.0f}" for v in values))
     return table

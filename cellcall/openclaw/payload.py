@@ -62,7 +62,11 @@ def push_text(record: CallRecord, report: Path) -> str:
         f"Call id: {record.call_id}",
     ]
     if record.summary.strip():
-        parts.append(quote_untrusted("Summary written by cellcall's local model from the call", [clean_text(record.summary, SUMMARY_LIMIT)]))
+        parts.append(
+            quote_untrusted(
+                "Summary written by cellcall's local model from the call", [clean_text(record.summary, SUMMARY_LIMIT)]
+            )
+        )
     excerpt = caller_excerpt(record)
     if excerpt:
         parts.append(quote_untrusted("Caller-provided transcript excerpt", excerpt))

@@ -11,14 +11,14 @@ import html
 import json
 import re
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from cellcall.events import EventLog
 from cellcall.goal import Goal
-from cellcall.inbox import Claim
 from cellcall.outbox import CALL_JSON, LATENCY_JSONL, TRANSCRIPT, CallOutbox, read_record
 from cellcall.record import CallRecord, CallStatus, Direction, Speaker, Turn, TurnLatency
+from cellcall.watch.eventlog import EventLog
+from cellcall.watch.inbox import Claim
 
 # One appended turn, as templates/transcript_lines.md.j2 writes it (a round-trip test guards this).
 _TURN = re.compile(
@@ -53,8 +53,16 @@ def transcript_turns(text: str) -> list[Turn]:
         cut = match["cut"] is not None
         planned = _unescape(match["planned"]) if match["planned"] is not None else spoken
         speaker = Speaker.AGENT if match["who"] == "Agent" else Speaker.CALLER
-        turns.append(Turn(len(turns), speaker, planned if cut else spoken, _seconds(match["clock"]),
-                          barged_in=cut, spoken_text=spoken if cut else None))
+        turns.append(
+            Turn(
+                len(turns),
+                speaker,
+                planned if cut else spoken,
+                _seconds(match["clock"]),
+                barged_in=cut,
+                spoken_text=spoken if cut else None,
+            )
+        )
     return turns
 
 
@@ -81,7 +89,7 @@ def _record_for(goal: Goal | None, claim: Claim, status: CallStatus) -> CallReco
         number=goal.number if goal else claim.state.get("number"),
         direction=Direction.OUTBOUND,
         status=status,
-        started=datetime.now(timezone.utc),
+        started=datetime.now(UTC),
         goal_path=str(claim.goal_file),
         objective=goal.objective if goal else "",
         tags=list(goal.tags) if goal else [],
@@ -124,7 +132,7 @@ def missed(outbox_root: Path, number: str | None, reason: str, goal_name: str = 
         number=number,
         direction=Direction.INBOUND,
         status=CallStatus.NO_ANSWER,
-        started=datetime.now(timezone.utc),
+        started=datetime.now(UTC),
         hangup_reason=reason,
         summary=f"Missed call from {number or 'a withheld number'}.",
         outcome=reason,

@@ -1,0 +1,68 @@
+"""The one way to get an emulated line: the emulator on its two ptys plus the real SIM7600 driver on them.
+
+`make_line` (kind "emulator"), `cellcall run`, `bench calls` and the tests all come through here, so the
+driver is exercised exactly as on the hardware. Closing the line stops the emulator; the emulator is
+handed back for inbound calls and the far end's own metrics.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from cellcall.config import Settings
+from cellcall.emulator.farend import RENDER_RATE, Render
+from cellcall.emulator.modem import Faults, ModemEmulator
+from cellcall.emulator.scenario import ScenarioError, load_scenario
+from cellcall.line import LineError
+from cellcall.line.sim7600 import Sim7600Line, modem_options
+
+if TYPE_CHECKING:
+    from cellcall.engines.cache import Engines
+
+
+def far_end_render(engines: Engines) -> Render:
+    """The far end speaks with the already-loaded agent TTS (text -> 8 kHz PCM), so models load once."""
+    from cellcall.voice.audio import resample
+
+    def render(text: str) -> bytes:
+        tts = engines.tts()
+        return resample(b"".join(tts.synthesize(text)), tts.sample_rate, RENDER_RATE)
+
+    return render
+
+
+def start_emulated_line(
+    settings: Settings,
+    scenario: str | None = None,
+    faults: Faults | None = None,
+    engines: Engines | None = None,
+) -> tuple[Sim7600Line, ModemEmulator]:
+    """Start the emulator with a scenario (built-in name or file) and a driver on its ports (not opened)."""
+    try:
+        loaded = load_scenario(scenario or settings.line.scenario)
+    except (ScenarioError, OSError) as exc:
+        raise LineError(f"emulator scenario: {exc}") from exc
+    render = far_end_render(engines) if engines is not None else None
+    emulator = ModemEmulator(scenario=loaded, faults=faults, render=render)
+    emulator.start()
+    line = Sim7600Line(emulator.at_port, emulator.audio_port, modem_options(settings), on_close=emulator.stop)
+    return line, emulator
+
+
+@contextlib.contextmanager
+def emulated_line(
+    settings: Settings,
+    scenario: str | None = None,
+    engines: Engines | None = None,
+    faults: Faults | None = None,
+) -> Iterator[tuple[Sim7600Line, ModemEmulator]]:
+    """`start_emulated_line`, opened, and closed (emulator stopped) on the way out."""
+    line, emulator = start_emulated_line(settings, scenario, faults, engines)
+    try:
+        line.open()
+        yield line, emulator
+    finally:
+        line.close()
+        emulator.stop()
