@@ -15,7 +15,9 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
+from cellcall.agent.agent import Agent
 from cellcall.config import Settings
 from cellcall.engines.cache import Engines, shared_engines
 from cellcall.engines.summary import summarize_call
@@ -25,7 +27,6 @@ from cellcall.openclaw.notify import notify_call_finished
 from cellcall.outbox import CallOutbox
 from cellcall.policy import DialLedger, PolicyRefusal, check_dial
 from cellcall.record import CallRecord, CallStatus, Direction, Turn, TurnLatency
-from cellcall.voice.conversation import Conversation
 from cellcall.voice.loop import LoopResult, VoiceLoop, VoicemailPlan
 from cellcall.voice.opening import OpeningPrep
 from cellcall.voice.recording import Recorder
@@ -109,10 +110,19 @@ def place_call(
             raise PolicyRefusal("the goal has no number to call", "invalid")
         check_dial(goal.number, settings.policy, ledger)
     except PolicyRefusal as refusal:
-        record.status, record.hangup_reason = CallStatus.REFUSED, f"policy: {refusal.reason}"
-        return _Session(goal, settings, line, engines, stop, observer, record, load_models=False).close()
+        return refuse_call(goal, settings, refusal, record, observer=observer)
     ledger.record(goal.number, datetime.now(UTC))
     return _Session(goal, settings, line, engines, stop, observer, record).outbound()
+
+
+def refuse_call(
+    goal: Goal, settings: Settings, refusal: PolicyRefusal, record: CallRecord | None = None, observer: CallObserver | None = None
+) -> CallResult:
+    """The reports of a call the dialling policy refused: nothing touches a line (`cellcall serve` answers 403 with it)."""
+    record = record or _new_record(goal, goal.number, Direction.OUTBOUND)
+    record.status, record.hangup_reason = CallStatus.REFUSED, f"policy: {refusal.reason}"
+    no_line = cast(Line, None)  # a refused session only writes its reports
+    return _Session(goal, settings, no_line, None, None, observer, record, load_models=False).close()
 
 
 def answer_call(
@@ -168,14 +178,13 @@ class _Session:
         self.recorder: Recorder | None = None
         self.loop_result: LoopResult | None = None
         self.engines = engines
-        self.conversation = Conversation(goal.instructions())
+        self.agent = Agent(goal, settings.agent.style, settings.llm.context)
         self.opening: OpeningPrep | None = None
         if load_models:
             self.engines = engines or shared_engines(settings)
             self.engines.preload()
             self.opening = OpeningPrep(
-                goal.opening,
-                self.conversation,
+                self.agent,
                 self.engines.tts,
                 self.engines.llm,
                 speak_first=record.direction is Direction.INBOUND,
@@ -236,7 +245,7 @@ class _Session:
             tts,
             llm,
             self.settings.voice,
-            self.conversation,
+            self.agent,
             ModelParams(self.settings.llm.max_tokens, self.settings.llm.temperature),
             self.opening.opening,
             voicemail=VoicemailPlan(plan.action, plan.message) if plan else None,

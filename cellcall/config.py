@@ -93,6 +93,11 @@ class LlmSettings:
 
 
 @dataclass
+class AgentSettings:
+    style: str = "scripted"  # scripted: the planner's own words | guided: the model phrases each planned move
+
+
+@dataclass
 class PathSettings:
     goals: str = "goals"
     outbox: str = "outbox"
@@ -129,6 +134,16 @@ class OpenClawSettings:
 
 
 @dataclass
+class ApiSettings:
+    listen: str = "127.0.0.1:8765"  # `cellcall serve --listen HOST:PORT`
+    token: str = ""  # or CELLCALL_API_TOKEN; required to listen off loopback
+    tls_cert: str = ""  # PEM files for HTTPS (`--cert`, `--key`)
+    tls_key: str = ""
+    rate_per_minute: int = 120  # requests per token per minute; 429 beyond
+    sse_clients: int = 8  # open event streams at most; 503 beyond
+
+
+@dataclass
 class LogSettings:
     json: bool = False
     level: str = "info"
@@ -142,10 +157,12 @@ class Settings:
     stt: SttSettings = field(default_factory=SttSettings)
     tts: TtsSettings = field(default_factory=TtsSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
+    agent: AgentSettings = field(default_factory=AgentSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     inbound: InboundSettings = field(default_factory=InboundSettings)
     openclaw: OpenClawSettings = field(default_factory=OpenClawSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
     log: LogSettings = field(default_factory=LogSettings)
     sources: dict[str, str] = field(default_factory=dict, repr=False)  # "section.key" -> where it came from
 

@@ -159,7 +159,7 @@ def test_max_duration_hangs_up(call_settings: Settings, engines: Engines) -> Non
 def test_agent_hangs_up_after_its_goodbye_has_played(call_settings: Settings, engines: Engines) -> None:
     result, emulator = dial(call_settings, engines, str(SCENARIOS / "goodbye.toml"))
     record = result.record
-    assert record.hangup_reason in ("agent [HANGUP]", "agent said goodbye"), record.turns
+    assert record.hangup_reason.startswith("agent hung up"), record.turns
     assert emulator.metrics.ended_by == "host"
     last = emulator.metrics.utterances[-1]
     assert emulator.metrics.ended_at >= last.end  # the goodbye was heard to its end before AT+CHUP

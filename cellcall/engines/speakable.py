@@ -184,6 +184,13 @@ _RULES: list[tuple[re.Pattern[str], object]] = [
     (re.compile(r"(?P<cur>[$€£])\s?(?P<whole>\d{1,3}(?:,\d{3})+|\d+)(?:\.(?P<frac>\d{1,2}))?\b"), _money),
     (re.compile(r"(?<![\w:])(?P<h>\d{1,2}):(?P<m>\d{2})(?:\s*(?P<ampm>[ap]\.?m\.?))?(?![\w:])", re.I), _time),
     (re.compile(r"(?<![\w:])(?P<h>\d{1,2})(?P<m>)\s*(?P<ampm>[ap]\.?m\.?)(?!\w)", re.I), _time),
+    # speech recognition writes "at 9.30" and "at 930" for a time said aloud
+    (re.compile(r"(?<=\bat )(?P<h>\d{1,2})[.]?(?P<m>[0-5]\d)(?:\s*(?P<ampm>[ap]\.?m\.?))?(?![\w.]\d|\s*\d)", re.I), _time),
+    # a number named as such ("patient number 4471", "number is 4471") is read digit by digit
+    (
+        re.compile(r"(?<=\bnumber )\d{2,}\b|(?<=\bnumber is )\d{2,}\b|(?<=\bID )\d{2,}\b", re.I),
+        lambda m: digits_words(m.group(0)),
+    ),
     (
         re.compile(
             r"(?<![\w])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{3}\)\s?|\d{3}[\s.-])\d{3}[\s.-]\d{4}\b|(?<![\w$€£.,])\d{3}[\s.-]\d{4}\b"

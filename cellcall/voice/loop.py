@@ -16,13 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from cellcall.agent.agent import Agent
 from cellcall.config import VoiceSettings
 from cellcall.engines import ChatModel, Synthesizer, Transcriber
 from cellcall.line import FRAME_MS, Line, LineEvent, LineEventKind
 from cellcall.record import CallStatus, Speaker, Turn, TurnLatency
 from cellcall.trace import TurnTrace
 from cellcall.voice.audio import dbfs
-from cellcall.voice.conversation import Conversation
 from cellcall.voice.echo import EchoGate
 from cellcall.voice.endpoint import Endpointer, EndpointEvent, EndpointKind
 from cellcall.voice.playback import Playback
@@ -38,7 +38,6 @@ VOICEMAIL_WORDS = re.compile(
     r"voice ?mail|mailbox|can'?t (?:take|come to) (?:your|the) (?:call|phone)",
     re.I,
 )
-GOODBYE = re.compile(r"\b(?:good ?bye|bye)\b", re.I)  # a reply that says goodbye ends the call even untagged
 HEARD_WAIT_S = 10.0  # at the end of a call, how long to wait for the last words' transcripts
 
 
@@ -111,7 +110,7 @@ class VoiceLoop:
         tts: Synthesizer,
         llm: ChatModel,
         voice: VoiceSettings,
-        conversation: Conversation,
+        agent: Agent,
         params: ModelParams,
         opening: Opening | None,
         *,
@@ -123,7 +122,7 @@ class VoiceLoop:
     ) -> None:
         self.line, self.stt, self.tts, self.llm = line, stt, tts, llm
         self.voice = voice
-        self.conversation = conversation
+        self.agent = agent  # written only here, on the loop thread; replies get frozen views
         self.params = params
         self.opening = opening
         self.voicemail = voicemail
@@ -281,7 +280,7 @@ class VoiceLoop:
                 self.playback,
                 self.tts,
                 self.rate,
-                prompt=self.conversation.messages,
+                think=self.agent.view().turn,
                 llm=self.llm,
                 params=self.params,
                 screen=screen,
@@ -356,7 +355,8 @@ class VoiceLoop:
             self.latencies.append(latency)
             self.listener.on_latency(latency)
         heard = reply.user_text if reply.listen is not None else None
-        self.conversation.add(heard, spoken if cut else reply.full_text())
+        kind = "opening" if reply.script is not None else None
+        self.agent.observe(heard, spoken if cut else reply.full_text(), reply.agent_turn, kind)
         self.tags |= reply.tags
         self.last_activity = now
         if not cut:
@@ -372,12 +372,13 @@ class VoiceLoop:
                 self._speak(plan.message, tags={"HANGUP"})
             else:
                 self._finish("voicemail", CallStatus.COMPLETED)
-        elif "HANGUP" in reply.tags or (reply.listen is not None and GOODBYE.search(reply.full_text())):
+        elif "HANGUP" in reply.tags:
             self.hangup_at = now + self.voice.goodbye_grace_s
             if self.voicemail_reached:
                 self.hangup_reason = "voicemail: message left"
             else:
-                self.hangup_reason = "agent [HANGUP]" if "HANGUP" in reply.tags else "agent said goodbye"
+                ending = reply.agent_turn.move.ending if reply.agent_turn else None
+                self.hangup_reason = f"agent hung up: {ending}" if ending else "agent [HANGUP]"
             self._set_state(State.HANGING_UP)
 
     # ---- line events and timers ------------------------------------------------------------------

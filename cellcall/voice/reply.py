@@ -1,5 +1,7 @@
-"""One agent reply on its own thread: final transcript -> LLM stream -> sentences -> TTS -> playback.
+"""One agent reply on its own thread: final transcript -> the agent's move -> (LLM) -> sentences -> TTS -> playback.
 
+The agent (cellcall.agent) decides the move in microseconds; when it asks the model to phrase it, every
+sentence passes the agent's guard before it is spoken, and the move's own wording replaces a refused one.
 The first sentence is spoken while the model still writes the rest. A speculative reply runs the
 same pipeline but holds its audio until the loop commits it at the end of the caller's turn, so the
 work of STT, LLM and TTS overlaps the endpointing silence; a cancelled reply never reaches the line.
@@ -13,8 +15,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
-from cellcall.engines import ChatMessage, ChatModel, Synthesizer, Transcript
-from cellcall.engines.sentences import split_sentences
+from cellcall.agent.agent import AgentTurn
+from cellcall.engines import ChatModel, Synthesizer, Transcript
+from cellcall.engines.sentences import Sentence, split_sentences
 from cellcall.trace import TurnTrace
 from cellcall.voice.audio import StreamResampler
 from cellcall.voice.playback import Playback
@@ -47,7 +50,7 @@ class Reply:
         line_rate: int,
         *,
         listen: Callable[[], Transcript | None] | None = None,  # None = the request was overtaken
-        prompt: Callable[[str], list[ChatMessage]] | None = None,
+        think: Callable[[str], AgentTurn] | None = None,  # the agent's move for the caller's words (reply thread)
         llm: ChatModel | None = None,
         params: ModelParams | None = None,
         script: str | None = None,
@@ -56,13 +59,13 @@ class Reply:
         trace: TurnTrace | None = None,
         committed: bool = True,
     ) -> None:
-        if script is None and (prompt is None or llm is None or listen is None):
-            raise ValueError("a reply needs either a script or listen + prompt + llm")
+        if script is None and (think is None or listen is None):
+            raise ValueError("a reply needs either a script or listen + think")
         self.turn = turn
         self.playback = playback
         self.tts = tts
         self.line_rate = line_rate
-        self.listen, self.prompt, self.llm, self.params = listen, prompt, llm, params
+        self.listen, self.think, self.llm, self.params = listen, think, llm, params
         self.script, self.script_audio, self.screen = script, script_audio, screen
         self.trace = trace
         self.generation = playback.generation
@@ -74,6 +77,7 @@ class Reply:
         self.started_sentences: set[int] = set()
         self.tags: set[str] = set()
         self.error: str | None = None
+        self.agent_turn: AgentTurn | None = None  # set by the reply thread before any audio of an answer
         self.first_audio_at: float | None = None
         self.heard_at: float | None = None  # when the caller's words behind this reply began
         self._held: list[tuple[int, bytes]] = []
@@ -142,13 +146,32 @@ class Reply:
         if self.script is not None:
             self._speak_script()
             return
-        tokens = self.llm.stream_chat(
-            self.prompt(self.user_text),
-            cancel=self.cancelled,
-            max_tokens=self.params.max_tokens,
-            temperature=self.params.temperature,
-        )
-        self._speak(split_sentences(self._first_token_marked(tokens)))
+        assert self.think is not None
+        turn = self.think(self.user_text)
+        self.agent_turn = turn
+        self.tags |= turn.move.tags  # acted on by the loop only if the reply plays out uncut
+        if turn.messages is not None and self.llm is not None and self.params is not None:
+            tokens = self.llm.stream_chat(
+                turn.messages, cancel=self.cancelled, max_tokens=self.params.max_tokens, temperature=self.params.temperature
+            )
+            self._speak_guarded(split_sentences(self._first_token_marked(tokens)), turn)
+        else:
+            self._speak(split_sentences([turn.plain()]), limit=None)
+
+    def _speak_guarded(self, sentences: Iterable[Sentence], turn: AgentTurn) -> None:
+        """The model's sentences that pass the guard; the move's own words if its first one does not."""
+        for sentence in sentences:
+            if self.cancelled.is_set() or not sentence.text.strip():
+                continue
+            text = turn.accept(sentence.text)
+            if text is None:
+                if not self.sentences:
+                    self._speak(split_sentences([turn.plain()]), limit=None)
+                return
+            self._speak([Sentence(text, frozenset())], limit=None)
+            if len(self.sentences) >= MAX_SENTENCES:
+                self.cancelled.set()  # stop the model: a phone reply is one or two sentences
+                return
 
     def _speak_script(self) -> None:
         audio = self.script_audio() if self.script_audio is not None else None
@@ -162,7 +185,7 @@ class Reply:
             return
         self._speak(split_sentences([self.script]))
 
-    def _speak(self, sentences: Iterable) -> None:
+    def _speak(self, sentences: Iterable[Sentence], limit: int | None = MAX_SENTENCES) -> None:
         for sentence in sentences:
             if self.cancelled.is_set():
                 return
@@ -180,7 +203,7 @@ class Reply:
                         return
                     self._mark("tts_first_audio")
                     self._emit(index, convert(pcm))
-            if tags & STOP_TAGS or len(self.sentences) >= MAX_SENTENCES:
+            if tags & STOP_TAGS or (limit is not None and len(self.sentences) >= limit):
                 self.cancelled.set()  # stop the model: nothing is said after a goodbye or a second sentence
                 return
 
