@@ -149,3 +149,49 @@ def test_nothing_the_agent_says_repeats_verbatim() -> None:
         assert said not in seen
         seen.append(said)
         agent.observe(text, said, turn)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Who am I speaking with?", "This is Alex, calling for Sam Taylor."),
+        ("Can you spell the last name?", "Taylor: T, A, Y, L, O, R."),
+        ("Is this an automated call?", "Yes, I'm an automated assistant calling for Sam Taylor."),
+        ("Is this for Sam Taylor?", "Yes, that's right."),
+        ("What's a good callback number?", "I'm sorry, I don't have a number to give you."),
+    ],
+)
+def test_everyday_questions_from_a_far_end_we_did_not_write(text: str, expected: str) -> None:
+    brief = brief_of(DENTIST)
+    state = converse_state(["Hello, Bright Smile Dental."])
+    assert plan(brief, state, text).say == expected
+
+
+def test_offers_phrased_other_ways_are_understood() -> None:
+    brief = brief_of(DENTIST)
+    state = converse_state(["Hello, Bright Smile Dental."])
+    for text in (
+        "Let me take a look. I have a 10:15 on Friday or 2:45 on Thursday.",
+        "I can put you down for Friday at ten. Shall I do that?",
+        "Would next Friday at 11 work?",
+    ):
+        move = plan(brief, state, text)
+        assert move.kind == "accept" and move.accepted is not None and move.accepted.day == "friday", (text, move)
+    assert plan(brief, state, "Sorry, we're closed on Fridays.").kind == "ask-alternative"
+    assert plan(brief, state, "You're all set for Friday at 10:15. Anything else?").kind == "close-success"
+
+
+def test_inbound_caller_asking_for_the_principal_hears_they_cannot_come_to_the_phone() -> None:
+    move = converse(INBOUND, ["Hi, can I speak to Sam, please?"])[0]
+    assert move.say == "Sam Taylor can't come to the phone right now. May I have your name, please?"
+    assert converse(INBOUND, ["Hello, this is Dr. Patel's office calling about Sam's results."])[0].kind == "ask-phone"
+
+
+def converse_state(lines: list[str]):
+    brief = brief_of(DENTIST)
+    dialogue = Dialogue()
+    dialogue.observe_agent_first(brief.opening)
+    for line in lines:
+        move = plan(brief, dialogue.snapshot(), line)
+        dialogue.observe(line, move.say, move.kind, move.accepted)
+    return dialogue.snapshot()

@@ -154,25 +154,45 @@ def _answers(brief: Brief, state: Snapshot, heard: Heard) -> str:
     forbidden = _forbidden(brief, heard)
     if forbidden:
         parts.append("I'm sorry, I can't share that.")
-    if "behalf" in heard.asks and brief.principal:
+    if "robot" in heard.asks:
+        behalf = f" calling for {brief.principal}" if brief.principal else ""
+        parts.append(f"Yes, I'm an automated assistant{behalf}.")
+    if "your_name" in heard.asks:
+        parts.append(f"This is {brief.name}" + (f", calling for {brief.principal}." if brief.principal else "."))
+    elif "behalf" in heard.asks and brief.principal:
         parts.append(f"I'm calling for {brief.principal}.")
-    if "name" in heard.asks and "behalf" not in heard.asks:
-        who = brief.principal or brief.name
-        parts.append(f"The name is {who}." if brief.principal else f"My name is {brief.name}.")
+    if "name" in heard.asks and "spell" not in heard.asks:
+        parts.append(f"The name is {brief.principal}." if brief.principal else f"My name is {brief.name}.")
+    if "spell" in heard.asks:
+        word = (brief.principal or brief.name).split()[-1]
+        parts.append(f"{word}: " + ", ".join(word.upper()) + ".")
     used: set[str] = set()
     for key in ("number", "phone"):
         if key in heard.asks and not forbidden:
-            fact = _fact_about(brief, {"number", "phone"} if key == "phone" else {"number", "id", "account"}, used)
-            if fact:
+            fact = _phone_fact(brief) if key == "phone" else _fact_about(brief, {"number", "id", "account"}, used)
+            if fact and fact not in used:
                 parts.append(fact)
                 used.add(fact)
+            elif key == "phone" and not fact:
+                parts.append("I'm sorry, I don't have a number to give you.")
     if "when" in heard.asks and not brief.want.is_empty() and not heard.offers:
         parts.append(f"Any {brief.want.spoken()} would work.")
-    if not parts and not heard.asks and heard.question and not heard.offers:
-        fact = _fact_about(brief, content_words(heard.text) - content_words(brief.principal or ""), used)
-        if fact and not forbidden:
+    if not parts and not heard.asks and heard.question and not heard.offers and not forbidden:
+        asked = content_words(heard.text)
+        fact = _fact_about(brief, asked - content_words(brief.principal or ""), used)
+        if fact:
             parts.append(fact)
+        elif len(asked & content_words(f"{brief.principal or ''} {brief.objective}")) >= 2:
+            parts.append("Yes, that's right.")  # "Is this for Sam Taylor?", "Is it about Sam's cleaning?"
     return " ".join(parts)
+
+
+def _phone_fact(brief: Brief) -> str | None:
+    """A fact that gives a phone number (never a patient or account number)."""
+    for fact in brief.facts:
+        if re.search(r"\b(?:phone|call|reach|mobile|cell)\b", fact, re.I) or re.search(r"(?:\d[\s().-]?){7,}", fact):
+            return fact
+    return None
 
 
 def _forbidden(brief: Brief, heard: Heard) -> bool:
@@ -228,6 +248,8 @@ def _inbound(brief: Brief, state: Snapshot, heard: Heard) -> Move:
     if reason is None and heard.text and not heard.question and len(heard.text.split()) >= 4 and name and state.heard:
         reason = heard.text  # a plain statement after the introductions is the reason
     refuse = "I'm sorry, I can't say. " if heard.question and _forbidden_inbound(brief, heard) else ""
+    if "principal" in heard.asks and not refuse and brief.principal:
+        refuse = f"{brief.principal} can't come to the phone right now. "
     if not name:
         return Move("ask-name", f"{refuse}May I have your name, please?")
     if not reason:

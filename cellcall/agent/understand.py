@@ -25,8 +25,16 @@ QUESTION_START = _rx(
 )
 ASKS = {
     "name": _rx(
-        r"\b(?:(?:your|the|patient'?s?|his|her|their|full|last|first) name|who (?:is|am i) (?:this|speaking|calling)|who'?s calling|name,? please|spell)"
+        r"\b(?:(?:the|patient'?s?|client'?s?|customer'?s?|his|her|their|full|last|first) name|name (?:of|on) the (?:patient|account|booking|appointment)|name,? please)\b"
     ),
+    "your_name": _rx(
+        r"\b(?:your name|who (?:is|am i) (?:this|speaking|calling|talking)|who'?s (?:calling|this)|who are you|who is speaking)\b"
+    ),
+    "spell": _rx(r"\bspell\b"),
+    "robot": _rx(
+        r"\b(?:are you (?:a |an )?(?:robot|bot|machine|computer|real person|human|ai)\b|is this (?:a |an )?(?:robot|automated|recording|machine|real person)\b)"
+    ),
+    "principal": _rx(r"\b(?:(?:can|could|may) i (?:speak|talk) (?:to|with)|is \w+ (?:there|available|around|in)\b|put \w+ on)"),
     "number": _rx(
         r"\b(?:patient|account|member|customer|policy|reference|order|case|file|id) ?(?:number|no\.?|id)\b|\bnumber on (?:file|the account)\b"
     ),
@@ -55,7 +63,8 @@ CONFIRMED = _rx(
 )
 UNAVAILABLE = _rx(
     r"\b(?:no (?:openings?|availability|slots?|appointments?|times?)|nothing (?:available|free|open|left)|fully booked|booked up|"
-    r"(?:don'?t|do not) have (?:any|anything)|(?:is|are) (?:taken|gone|full)|not available|unavailable|can'?t (?:do|offer|book|fit))\b"
+    r"(?:don'?t|do not) have (?:any|anything)|(?:is|are) (?:taken|gone|full)|not available|unavailable|can'?t (?:do|offer|book|fit)|"
+    r"(?:we'?re|we are) closed|(?:aren'?t|are not|don'?t|do not) open)\b"
 )
 DECLINE = _rx(
     r"^(?:no\b|nope\b|sorry\b|unfortunately\b|i'?m afraid\b)|\b(?:i can'?t|we can'?t|we don'?t|that won'?t|doesn'?t work|not possible)\b"
@@ -68,7 +77,8 @@ STOP = _rx(
     r"\b(?:(?:don'?t|do not|stop) call(?:ing)?|remove (?:me|this number)|not interested|take me off|leave me alone|hang(?:ing)? up)\b"
 )
 REPEAT = _rx(
-    r"^(?:sorry|pardon|what|huh|excuse me|come again|say (?:that|it) again|i didn'?t (?:catch|hear|get|understand) (?:that|you)|(?:can|could) you (?:repeat|say)|repeat)\b"
+    r"^(?:sorry|pardon|what|huh|excuse me)(?:\s*(?:me|what|who|again|sorry))*\s*[?.!]*$|\b(?:come again|say (?:that|it) again|"
+    r"(?:didn'?t|did not) (?:catch|hear|get|understand) (?:that|you|what you said)|(?:can|could|would) you repeat|repeat that|one more time)\b"
 )
 LATER = _rx(
     r"\b(?:call (?:us |me |again )?(?:back )?later|try (?:again )?later|not a good time|bad time|busy right now|in a meeting|another call)\b"
@@ -83,7 +93,9 @@ SALES = _rx(
 MESSAGE = _rx(
     r"\b(?:leave (?:a )?message|take a message|pass (?:it|this|a message) on|tell (?:him|her|them|sam)|let (?:him|her|them) know|call (?:me )?back)\b"
 )
-THEIR_NAME = _rx(r"\b(?:this is|my name is|my name'?s|it'?s|i'?m|i am|name is)\s+((?:[A-Z][a-z'-]+)(?:\s+[A-Z][a-z'-]+)?)")
+THEIR_NAME = re.compile(  # the lead-in in any case, the name itself capitalised as recognition writes names
+    r"(?i:\b(?:this is|my name is|my name'?s|it'?s|i'?m|i am|name is)\s+)((?:(?:Dr|Mr|Mrs|Ms)\.?\s+)?[A-Z][a-z'-]+(?:\s+[A-Z][a-z'-]+)?)"
+)
 NOT_A_NAME = frozenset(
     "calling sorry fine good just here the a an not afraid ok okay sure glad happy looking trying wondering from with".split()
 )
@@ -154,7 +166,7 @@ def hear(text: str) -> Heard:
         stop=bool(STOP.search(clean)),
         hold=bool(HOLD.search(clean)) and not question,
         later=bool(LATER.search(clean)),
-        repeat=bool(REPEAT.search(clean)) and len(clean.split()) <= 8,
+        repeat=bool(REPEAT.search(clean)),
         sales=bool(SALES.search(clean)),
         message=bool(MESSAGE.search(clean)),
         their_name=name,
