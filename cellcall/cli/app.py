@@ -134,6 +134,32 @@ def watch(
 
 
 @app.command()
+def serve(
+    goals_dir: Path | None = typer.Argument(None, help="The goals folder (default: paths.goals)."),
+    listen: str | None = typer.Option(None, "--listen", help="HOST:PORT for the API (default: api.listen, 127.0.0.1:8765)."),
+    cert: Path | None = typer.Option(None, "--cert", help="TLS certificate (PEM); with --key, serve HTTPS."),
+    key: Path | None = typer.Option(None, "--key", help="TLS private key (PEM)."),
+    line: str | None = typer.Option(None, "--line", help="emulator | sim7600 (default: line.kind in settings)."),
+    scenario: str | None = typer.Option(None, "--scenario", help="Emulator far-end scenario: built-in name or .toml path."),
+    at_port: str | None = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
+    audio_port: str | None = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),
+    json_log: bool = typer.Option(False, "--json-log", help="Log one JSON object per line (also log.json)."),
+) -> None:
+    """`watch` plus an HTTP API and a live page: place, follow and hang up calls from another host."""
+    from cellcall.serve.auth import ServeError
+    from cellcall.serve.server import serve as serve_folder
+    from cellcall.watch.runner import WatchError
+
+    overrides = line_overrides(line, scenario, at_port, audio_port) | {"log.json": True if json_log else None}
+    overrides |= {"api.listen": listen, "api.tls_cert": str(cert) if cert else None, "api.tls_key": str(key) if key else None}
+    try:
+        serve_folder(settings(overrides), goals_dir)
+    except (ServeError, WatchError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
 def status(
     goals_dir: Path | None = typer.Argument(None, help="The goals folder (default: paths.goals)."),
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),

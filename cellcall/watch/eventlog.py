@@ -3,6 +3,7 @@
 File names and caller numbers are untrusted text, so every value is rendered on one line with
 control characters escaped: a newline in a goal's name must not forge a second log entry.
 Fields whose names look like secrets are redacted, whatever the caller passes.
+Listeners (`cellcall serve`'s event stream) get each event too, in the emitting thread, after it is written.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from cellcall.config import REDACTED, is_secret
+
+Listener = Callable[[str, dict[str, object]], None]
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", '"': '\\"', "\\": "\\\\"}
 
@@ -55,6 +58,16 @@ class EventLog:
         self._json = json_lines
         self._clock = clock
         self._lock = threading.Lock()
+        self._listeners: tuple[Listener, ...] = ()
+
+    def add_listener(self, listener: Listener) -> None:
+        """Hand every later event (name, redacted fields) to `listener`; it runs in the emitting thread, so it must not block."""
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        with self._lock:
+            self._listeners = tuple(known for known in self._listeners if known is not listener)
 
     def emit(self, event: str, **fields: object) -> None:
         """Log one event; None-valued fields are left out."""
@@ -71,3 +84,9 @@ class EventLog:
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()
+            listeners = self._listeners
+        for listener in listeners:
+            try:
+                listener(event, clean)
+            except Exception:  # noqa: BLE001 - a listener's bug must never stop the runner that logs
+                pass

@@ -169,6 +169,8 @@ class Runner:
         self._answer = answer
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._call_lock = threading.Lock()
+        self._call: tuple[str, threading.Event] | None = None  # (goal file or "", its stop); set by the runner thread only
         self.intake = GoalIntake(
             self.inbox,
             self.load_goal,
@@ -209,6 +211,19 @@ class Runner:
         """Ask the runner to finish: the current call hangs up, reports are written, run() returns."""
         self._stop.set()
         self._wake.set()
+        self.hangup_current()
+
+    def hangup_current(self, source: str | None = None) -> bool:
+        """Hang up the call in progress and go on with the queue (`cellcall serve`'s hang-up; any thread).
+
+        With `source` (a goal file name) only that goal's call is stopped, so a hang-up meant for a call
+        that just ended never reaches the next one. True when a call was told to stop.
+        """
+        with self._call_lock:
+            if self._call is None or (source is not None and source != self._call[0]):
+                return False
+            self._call[1].set()
+            return True
 
     def run(self) -> None:
         self.log.emit("runner-start", goals=str(self.inbox.root), outbox=str(self.outbox_root), pid=os.getpid())
@@ -429,7 +444,7 @@ class Runner:
 
     def _run_inbound(self, goal: Goal, number: str | None) -> None:
         self.log.emit("answering", number=number, goal=goal.name)
-        outcome = self._observed(lambda line, obs: self._answer(goal, line, number, obs, self._stop), None, goal.name, number)
+        outcome = self._observed(lambda line, obs, stop: self._answer(goal, line, number, obs, stop), None, goal.name, number)
         self.log.emit(
             "inbound-done",
             number=number,
@@ -533,7 +548,7 @@ class Runner:
             self.log.emit("dialling", goal=goal.name, number=goal.number, attempt=claim.attempt + 1)
         except PolicyRefusal as refusal:
             self.log.emit("policy-refused", goal=goal.name, number=goal.number, reason=refusal.reason)
-        outcome = self._observed(lambda line, obs: self._place(goal, line, obs, self._stop), claim, goal.name, None)
+        outcome = self._observed(lambda line, obs, stop: self._place(goal, line, obs, stop), claim, goal.name, None)
         self._settle(claim, goal, outcome)
 
     def _settle(self, claim: Claim, goal: Goal, outcome: _Outcome) -> None:
@@ -569,15 +584,24 @@ class Runner:
 
     # --- one call, observed -------------------------------------------------------------------
     def _observed(
-        self, call: Callable[[Line, _Observer], CallResult], claim: Claim | None, label: str, caller: str | None
+        self,
+        call: Callable[[Line, _Observer, threading.Event], CallResult],
+        claim: Claim | None,
+        label: str,
+        caller: str | None,
     ) -> _Outcome:
         """Run one call on the runner's line; whatever happens, return an outcome and keep running."""
         assert self.line is not None
         tap = _CallLine(self.line, caller)
         observer = _Observer(self, claim, label)
         self.publish(current={"goal": label, "since": utcnow().isoformat(), "caller": caller})
+        call_stop = threading.Event()  # set by stop() or hangup_current()
+        with self._call_lock:
+            self._call = (claim.source_name if claim else "", call_stop)
+        if self._stop.is_set():
+            call_stop.set()
         try:
-            result = call(tap, observer)  # type: ignore[arg-type]
+            result = call(tap, observer, call_stop)  # type: ignore[arg-type]
             outcome = _Outcome(result.record.status, result.folder, result.report, result.record.error)
         except LineError as exc:
             tap.lost = tap.lost or str(exc)
@@ -585,6 +609,8 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - a bug in one call must not stop the phone
             self.log.emit("call-crashed", goal=label, error=f"{type(exc).__name__}: {exc}")
             outcome = _Outcome(CallStatus.FAILED, observer.folder, None, f"{type(exc).__name__}: {exc}")
+        with self._call_lock:
+            self._call = None
         self._status["calls"] += 1
         self.publish(
             current=None,
@@ -655,8 +681,12 @@ class WatchError(RuntimeError):
     """`cellcall watch` cannot start (no goals folder, unknown line kind)."""
 
 
-def watch(settings: Settings, goals_dir: Path | None = None) -> NoReturn:
+def watch(
+    settings: Settings, goals_dir: Path | None = None, attach: Callable[[Runner], Callable[[], None]] | None = None
+) -> NoReturn:
     """`cellcall watch`: run until SIGTERM or Ctrl-C, then hang up, finish the reports, exit 0.
+
+    `attach` (`cellcall serve`'s HTTP API) starts beside the runner and returns how to stop it.
 
     The process ends with os._exit once the reports are written and model loads have settled:
     native threads of the speech and language libraries (a call's opening still being prepared,
@@ -671,11 +701,18 @@ def watch(settings: Settings, goals_dir: Path | None = None) -> NoReturn:
         raise WatchError(f"unknown line kind {settings.line.kind!r}: choose one of {', '.join(KINDS)}")
     place, answer, engines = default_call_fns(settings)
     runner = Runner(settings, goals, line_factory=lambda: make_line(settings), place=place, answer=answer)
+    try:
+        detach = attach(runner) if attach else None
+    except BaseException:
+        settle_engines(engines, runner.log)
+        raise
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: runner.stop())
     flushing = threading.Event()
     start_periodic_delivery(settings, flushing)  # pushes queued while the gateway was down
     runner.run()
+    if detach is not None:
+        detach()
     flushing.set()
     settle_engines(engines, runner.log)
     sys.stdout.flush()
