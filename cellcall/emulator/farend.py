@@ -26,6 +26,7 @@ SPEECH_RMS = 300.0  # int16 RMS above which an uplink frame counts as agent spee
 FRAME_S = 0.020
 
 Render = Callable[[str], bytes]
+FarEndFactory = Callable[..., "FarEnd"]  # (scenario, render, hangup=, press=) -> FarEnd or a subclass
 
 
 @dataclass
@@ -151,11 +152,12 @@ class FarEndMetrics:
     @property
     def agent_utterances(self) -> list[AgentUtterance]:
         """The agent's uplink audio split into utterances (so tests can transcribe what it said)."""
+        return [AgentUtterance(s.start, s.end, self.segment_pcm(s)) for s in self.utterances]
+
+    def segment_pcm(self, segment: Segment) -> bytes:
+        """The uplink audio of one utterance (frames are counted from the start of the route)."""
         size = int(self.sample_rate * FRAME_S) * 2
-        return [
-            AgentUtterance(s.start, s.end, bytes(self.uplink[s.first_frame * size : (s.last_frame + 1) * size]))
-            for s in self.utterances
-        ]
+        return bytes(self.uplink[segment.first_frame * size : (segment.last_frame + 1) * size])
 
     @property
     def voice_to_voice_ms(self) -> list[float]:
@@ -172,6 +174,16 @@ def score_turns(turns: list[FarEndTurn], utterances: list[Segment]) -> None:
         if turn.barge_in:
             talking = next((u for u in utterances if u.start <= turn.started_at < u.end), None)
             turn.barge_in_stop_ms = (talking.end - turn.started_at) * 1000.0 if talking else None
+
+
+def speech_rms(pcm: bytes, rate: int) -> float:
+    """RMS of the 20 ms frames of `pcm` that are speech (louder than SPEECH_RMS): the level SNR refers to."""
+    data = np.frombuffer(pcm, dtype="<i2").astype(np.float32)
+    size = int(rate * FRAME_S)
+    frames = data[: data.size - data.size % size].reshape(-1, size) if data.size >= size else data.reshape(1, -1)
+    levels = np.sqrt(np.mean(frames * frames, axis=1))
+    loud = levels[levels >= SPEECH_RMS]
+    return float(np.sqrt(np.mean(loud * loud))) if loud.size else SPEECH_RMS
 
 
 def _rms(pcm: bytes) -> float:
@@ -259,8 +271,17 @@ class SoundBank:
         return render(sound.say)
 
     def get(self, sound: Sound, rate: int, stop: threading.Event) -> bytes | None:
-        """The sound at `rate`, waiting for its render; None if `stop` is set first."""
-        ready = self._ready[sound]
+        """The sound at `rate`, waiting for its render; None if `stop` is set first.
+
+        A sound not known up front (a line made from what the agent said) is rendered now.
+        """
+        ready = self._ready.get(sound)
+        if ready is None:
+            try:
+                return resample(self._make(sound), RENDER_RATE, rate)
+            except Exception as exc:  # noqa: BLE001 - as in _prepare: reported, the line is skipped
+                self.error = f"far end cannot render {sound.label!r}: {exc}"
+                return b""
         while not ready.wait(0.05):
             if stop.is_set():
                 return None
@@ -281,7 +302,7 @@ class FarEnd:
         self.metrics = FarEndMetrics(scenario=scenario.name)
         self._hangup = hangup
         self._press = press
-        self._bank = SoundBank(scenario.sounds(), render)
+        self._bank = SoundBank(self._prepared_sounds(), render)
         self._tracker = SpeechTracker(quiet_s=scenario.quiet_ms / 1000.0)
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -297,6 +318,12 @@ class FarEnd:
         self._up_samples = 0
         self._down_samples = 0
         self._echo_gain = 10 ** (scenario.echo.gain_db / 20) if scenario.echo else 0.0
+        self._noise_rms = 0.0  # under _cond: set by the script thread when it first speaks, read by the audio thread
+        self._noise_rng = np.random.default_rng(7)
+
+    def _prepared_sounds(self) -> list[Sound]:
+        """The sounds rendered ahead of time, while the phone rings."""
+        return self.scenario.sounds()
 
     # ---- called by the modem -------------------------------------------------------------------
 
@@ -345,6 +372,8 @@ class FarEnd:
                 echo = np.frombuffer(bytes(self._echo[: 2 * count]), dtype="<i2")
                 del self._echo[: 2 * count]
                 out[: echo.size] += echo * self._echo_gain
+            if self._noise_rms:
+                out += self._noise_rng.normal(0.0, self._noise_rms, count).astype(np.float32)
             pcm = np.clip(out, -32768, 32767).astype("<i2").tobytes()
         self.metrics.downlink += pcm
         return pcm
@@ -398,10 +427,7 @@ class FarEnd:
 
     def _run(self) -> None:
         scenario = self.scenario
-        if scenario.hangup_after_s is not None:
-            timer = threading.Timer(scenario.hangup_after_s, self._far_hangup)
-            timer.daemon = True
-            timer.start()
+        self._start_hangup_timer()
         if scenario.greeting is not None:
             self._speak(scenario.greeting, -1, cut=False, barge=False)
         for index, line in enumerate(scenario.lines):
@@ -409,6 +435,12 @@ class FarEnd:
                 return
         if scenario.hangup_when_done and self._wait_for_agent() and not self._stop.wait(0.5):
             self._far_hangup()
+
+    def _start_hangup_timer(self) -> None:
+        if self.scenario.hangup_after_s is not None:
+            timer = threading.Timer(self.scenario.hangup_after_s, self._far_hangup)
+            timer.daemon = True
+            timer.start()
 
     def _take_turn(self, index: int, line: ScenarioLine) -> bool:
         if line.wait_for_agent and not self._wait_for_agent():
@@ -441,6 +473,8 @@ class FarEnd:
         start = time.monotonic() + FRAME_S
         with self._cond:
             self._playing = (pcm, start, self._rate)
+            if self.scenario.noise is not None and not self._noise_rms and pcm:
+                self._noise_rms = speech_rms(pcm, self._rate) / 10 ** (self.scenario.noise.snr_db / 20)
         end = start + len(pcm) / 2 / self._rate
         self._spoke_until = end
         if index >= 0:

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from cellcall.config import Settings
-from cellcall.emulator.farend import RENDER_RATE, Render
+from cellcall.emulator.farend import RENDER_RATE, FarEnd, FarEndFactory, Render
 from cellcall.emulator.modem import Faults, ModemEmulator
-from cellcall.emulator.scenario import ScenarioError, load_scenario
+from cellcall.emulator.scenario import Scenario, ScenarioError, load_scenario
 from cellcall.line import LineError
 from cellcall.line.sim7600 import Sim7600Line, modem_options
 
@@ -35,17 +35,19 @@ def far_end_render(engines: Engines) -> Render:
 
 def start_emulated_line(
     settings: Settings,
-    scenario: str | None = None,
+    scenario: str | Scenario | None = None,
     faults: Faults | None = None,
     engines: Engines | None = None,
+    farend: FarEndFactory = FarEnd,
 ) -> tuple[Sim7600Line, ModemEmulator]:
-    """Start the emulator with a scenario (built-in name or file) and a driver on its ports (not opened)."""
+    """Start the emulator with a scenario (built-in name, file, or one already built) and a driver on
+    its ports (not opened); `farend` builds the far end of each call (e.g. one that listens)."""
     try:
-        loaded = load_scenario(scenario or settings.line.scenario)
+        loaded = scenario if isinstance(scenario, Scenario) else load_scenario(scenario or settings.line.scenario)
     except (ScenarioError, OSError) as exc:
         raise LineError(f"emulator scenario: {exc}") from exc
     render = far_end_render(engines) if engines is not None else None
-    emulator = ModemEmulator(scenario=loaded, faults=faults, render=render)
+    emulator = ModemEmulator(scenario=loaded, faults=faults, render=render, farend=farend)
     emulator.start()
     line = Sim7600Line(emulator.at_port, emulator.audio_port, modem_options(settings), on_close=emulator.stop)
     return line, emulator
@@ -54,12 +56,13 @@ def start_emulated_line(
 @contextlib.contextmanager
 def emulated_line(
     settings: Settings,
-    scenario: str | None = None,
+    scenario: str | Scenario | None = None,
     engines: Engines | None = None,
     faults: Faults | None = None,
+    farend: FarEndFactory = FarEnd,
 ) -> Iterator[tuple[Sim7600Line, ModemEmulator]]:
     """`start_emulated_line`, opened, and closed (emulator stopped) on the way out."""
-    line, emulator = start_emulated_line(settings, scenario, faults, engines)
+    line, emulator = start_emulated_line(settings, scenario, faults, engines, farend)
     try:
         line.open()
         yield line, emulator

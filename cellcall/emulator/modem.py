@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cellcall.emulator.farend import FarEnd, FarEndMetrics, Render, default_render
+from cellcall.emulator.farend import FarEnd, FarEndFactory, FarEndMetrics, Render, default_render
 from cellcall.emulator.ptyport import PtyPort
 from cellcall.emulator.scenario import Scenario
 
@@ -133,8 +133,10 @@ class ModemEmulator:
         scenario: Scenario | None = None,
         faults: Faults | None = None,
         render: Render | None = None,
+        farend: FarEndFactory = FarEnd,
     ) -> None:
         self.scenario = scenario or Scenario()
+        self.farend = farend  # builds each answered call's far end (a scripted one unless told otherwise)
         self.faults = faults or Faults()
         self.render = render
         self._dir = Path(tempfile.mkdtemp(prefix="cellcall-modem-"))
@@ -556,7 +558,7 @@ class ModemEmulator:
         """Make `number` the current call, with a far end that starts rendering its lines right away."""
         call = _Call(number, incoming, None, scenario, state=4 if incoming else 2)
         if scenario.outcome == "answer":
-            call.farend = FarEnd(
+            call.farend = self.farend(
                 scenario,
                 self.render,
                 hangup=lambda: self._remote_hangup(call),

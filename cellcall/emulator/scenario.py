@@ -70,6 +70,13 @@ class Echo:
 
 
 @dataclass(frozen=True)
+class Noise:
+    """Line noise (white, Gaussian) in the far end's audio, this many dB below its speech."""
+
+    snr_db: float = 10.0
+
+
+@dataclass(frozen=True)
 class Scenario:
     """A whole far end: how the call is answered, what is said, when it ends."""
 
@@ -80,6 +87,7 @@ class Scenario:
     greeting: Sound | None = None
     lines: tuple[ScenarioLine, ...] = ()
     echo: Echo | None = None
+    noise: Noise | None = None
     hangup_after_s: float | None = None
     hangup_when_done: bool = False
     silent: bool = False
@@ -95,13 +103,14 @@ class Scenario:
 
 
 _TOP_KEYS = {
-    "name", "description", "outcome", "answer_delay_s", "greeting", "lines", "echo", "hangup_after_s",
+    "name", "description", "outcome", "answer_delay_s", "greeting", "lines", "echo", "noise", "hangup_after_s",
     "hangup_when_done", "silent", "max_wait_s", "quiet_ms", "ring_cycles", "ring_interval_s",
 }  # fmt: skip
 _SOUND_KEYS = {"say", "wav", "tone"}
 _LINE_KEYS = _SOUND_KEYS | {"dtmf", "wait_for_agent", "pause_s", "barge_in_after_ms", "hangup_mid_sentence"}
 _TONE_KEYS = {"hz", "ms"}
 _ECHO_KEYS = {"gain_db", "delay_ms"}
+_NOISE_KEYS = {"snr_db"}
 
 
 class _Reader:
@@ -227,6 +236,10 @@ def parse_scenario(data: dict[str, Any], source: Path | None = None, default_nam
             gain_db=_or(echo_reader.number("gain_db", -60.0, 0.0), -18.0),
             delay_ms=int(_or(echo_reader.integer("delay_ms", 0, 2000), 60)),
         )
+    noise = None
+    if "noise" in data:
+        noise_reader = _Reader(data["noise"], f"{where}.noise", _NOISE_KEYS)
+        noise = Noise(snr_db=_or(noise_reader.number("snr_db", -10.0, 60.0), 10.0))
     hangup_when_done = top.flag("hangup_when_done")
     if hangup_when_done and not lines:
         raise ScenarioError(f"{where}: hangup_when_done needs at least one line")
@@ -238,6 +251,7 @@ def parse_scenario(data: dict[str, Any], source: Path | None = None, default_nam
         greeting=greeting,
         lines=lines,
         echo=echo,
+        noise=noise,
         hangup_after_s=top.number("hangup_after_s", 0.1, 86_400.0),
         hangup_when_done=hangup_when_done,
         silent=silent,

@@ -1,0 +1,191 @@
+"""A far end that listens: it transcribes what the agent says on the uplink and answers by a script.
+
+The scripted `FarEnd` plays lines on timing; this one waits for each agent utterance to end (the
+scenario's `quiet_ms` of uplink silence), transcribes it, and asks its `ListeningScript` what to say
+next, so a persona can insist on a name, re-ask, give up, or talk over a long-winded agent. Audio,
+pacing, noise and the voice-to-voice figures are the base class's, on the modem's sample clock.
+
+Threads: the modem's audio thread feeds frames as in `FarEnd`; this class's script thread owns the
+script object and `_taken` (how many utterances were answered); both read the tracker under `_cond`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from cellcall.emulator.farend import FarEnd, Render
+from cellcall.emulator.scenario import Scenario, Sound
+
+SILENT = ""  # what the script hears when the agent says nothing for the scenario's max_wait_s
+HANGUP_PAUSE_S = 0.5  # after its last line, the far end hangs up this much later (as a person does)
+
+Transcribe = Callable[[bytes, int], str]  # (s16le PCM, its sample rate) -> text
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """What the far end does now: say `say` (None: nothing), then hang up when `hangup`."""
+
+    say: str | None
+    hangup: bool = False
+
+
+class ListeningScript(Protocol):
+    """The persona's mind, on plain text (see cellcall.eval.script.PersonaScript)."""
+
+    def start(self) -> Reaction: ...
+
+    def hear(self, text: str, spoken_over: bool = False) -> Reaction: ...
+
+    def interrupt_after_ms(self) -> int | None: ...
+
+    def interrupt(self) -> Reaction: ...
+
+
+class ListeningFarEnd(FarEnd):
+    """One call's far end driven by what the agent says (build it with `listening_far_end`)."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        render: Render | None,
+        hangup: Callable[[], None],
+        press: Callable[[str], None],
+        *,
+        script: ListeningScript,
+        transcribe: Transcribe,
+        prepared: list[str],
+        speaks_first: bool,
+    ) -> None:
+        self.script = script
+        self._transcribe = transcribe
+        self._prepared = [Sound(say=text) for text in prepared]
+        self._speaks_first = speaks_first
+        self._taken = 0  # tracker utterances already heard by the script
+        self._lines = 0
+        self.finished = threading.Event()  # the script thread is done (the script may be read)
+        super().__init__(scenario, render, hangup, press)
+
+    def _prepared_sounds(self) -> list[Sound]:
+        return self._prepared
+
+    def wait_finished(self, timeout: float) -> bool:
+        """Wait for the script thread (a transcription may still be running when the call ends)."""
+        return self.finished.wait(timeout)
+
+    # ---- the script thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        self._start_hangup_timer()
+        try:
+            if self._speaks_first or self._listen()[0] != "stopped":
+                self._converse()
+        except Exception as exc:  # noqa: BLE001 - a script or STT failure ends the call, and says why
+            self.metrics.errors.append(f"listening far end failed: {type(exc).__name__}: {exc}")
+            self._far_hangup()
+        finally:
+            self.finished.set()
+
+    def _converse(self) -> None:
+        reaction, over = self.script.start(), False
+        while self._act(reaction, over):
+            kind, text = self._listen()
+            if kind == "stopped":
+                return
+            if kind == "interrupt":
+                reaction, over = self.script.interrupt(), True
+                if not self._act(reaction, over):
+                    return
+                kind, text = self._listen()
+                if kind == "stopped":
+                    return
+            reaction, over = self.script.hear(text, spoken_over=over), False
+
+    def _act(self, reaction: Reaction, over: bool) -> bool:
+        """Say the reaction's line (over the agent when `over`); False once the call is over."""
+        if reaction.say:
+            self._speak(Sound(say=reaction.say), self._lines, cut=False, barge=over)
+            self._lines += 1
+        if reaction.hangup:
+            if not self._stop.wait(HANGUP_PAUSE_S):
+                self._far_hangup()
+            return False
+        return not self._stop.is_set()
+
+    def _listen(self) -> tuple[str, str]:
+        """("words", text) once the agent has spoken and gone quiet (SILENT after max_wait_s of nothing),
+        ("interrupt", "") when the script wants to talk over it now, ("stopped", "") when the call ended.
+
+        An agent that starts again while its last words are being transcribed is heard out first:
+        the texts are joined, as a person waits for someone who has not finished.
+        """
+        heard: list[str] = []
+        while True:
+            event = self._wait_for_event(allow_interrupt=not heard)
+            if event in ("stopped", "interrupt"):
+                return event, ""
+            if event == "silent":
+                return "words", " ".join(heard) or SILENT
+            pcm, rate = self._take_utterances()
+            text = self._transcribe(pcm, rate).strip()
+            if text:
+                heard.append(text)
+            with self._cond:
+                resumed = self._tracker.speaking() or len(self._tracker.utterances) > self._taken
+            if not resumed and heard:
+                return "words", " ".join(heard)
+
+    def _wait_for_event(self, allow_interrupt: bool) -> str:
+        interrupt_ms = self.script.interrupt_after_ms() if allow_interrupt else None
+        deadline = max(time.monotonic(), self._spoke_until) + self.scenario.max_wait_s
+        with self._cond:
+            while True:
+                tracker, now = self._tracker, time.monotonic()
+                if self._stop.is_set():
+                    return "stopped"
+                if len(tracker.utterances) > self._taken and not tracker.speaking():
+                    return "utterance"
+                if interrupt_ms is not None and tracker.current is not None:
+                    if now - tracker.current.start >= interrupt_ms / 1000.0:
+                        return "interrupt"
+                if not tracker.speaking() and now >= deadline:
+                    return "silent"
+                self._cond.wait(0.05)
+
+    def _take_utterances(self) -> tuple[bytes, int]:
+        """The audio of every utterance not heard yet, back to back, and its sample rate."""
+        with self._cond:
+            segments = self._tracker.utterances[self._taken :]
+            self._taken += len(segments)
+            pcm = b"".join(self.metrics.segment_pcm(segment) for segment in segments)
+            return pcm, self._rate
+
+
+def listening_far_end(
+    script_for_call: Callable[[], ListeningScript], transcribe: Transcribe, prepared: list[str], speaks_first: bool
+) -> tuple[Callable[..., ListeningFarEnd], list[ListeningFarEnd]]:
+    """A far-end factory for `ModemEmulator(farend=...)`, and the list each far end it builds joins
+    (so whoever runs the call can read the script once the call is over)."""
+    built: list[ListeningFarEnd] = []
+
+    def build(
+        scenario: Scenario, render: Render | None, hangup: Callable[[], None], press: Callable[[str], None]
+    ) -> ListeningFarEnd:
+        farend = ListeningFarEnd(
+            scenario,
+            render,
+            hangup,
+            press,
+            script=script_for_call(),
+            transcribe=transcribe,
+            prepared=prepared,
+            speaks_first=speaks_first,
+        )
+        built.append(farend)
+        return farend
+
+    return build, built
