@@ -49,7 +49,7 @@ class ApiEvent:
         return f"id: {self.seq}\nevent: {self.name}\ndata: {payload}\n\n".encode()
 
 
-@dataclass
+@dataclass(eq=False)  # clients are kept in a set, by identity
 class _Client:
     queue: asyncio.Queue[ApiEvent | object]
     dropped: bool = False
