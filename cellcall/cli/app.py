@@ -215,6 +215,23 @@ def doctor(
     raise typer.Exit(0 if ok else 1)
 
 
+@app.command("eval")
+def eval_command(
+    goal: Path = typer.Argument(..., help="The goal file to dry-run."),
+    scenario: str = typer.Option(..., "--scenario", help="Persona: built-in name or .toml path (docs/personas.md)."),
+    runs: int = typer.Option(1, "--runs", min=1, help="Calls to make against the persona."),
+    as_json: bool = typer.Option(False, "--json", help="Print machine-readable results."),
+) -> None:
+    """Dry-run GOAL against an emulated far end that listens: success, report truth, prompt leaks, repeats, latency."""
+    from cellcall.cli.evaluate import EXIT_BAD_INPUT, eval_goal
+    from cellcall.cli.run import end_process
+
+    code = eval_goal(goal, scenario, runs, as_json, settings())
+    if code == EXIT_BAD_INPUT:
+        raise typer.Exit(code)  # nothing was started: a normal exit
+    end_process(code)  # llama.cpp's server thread can abort a normal interpreter shutdown
+
+
 bench_app = typer.Typer(help="Benchmarks: print figures and update docs/benchmarks.md.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
@@ -318,6 +335,25 @@ def run(
     if code == EXIT_BAD_GOAL:
         raise typer.Exit(code)  # nothing was started: a normal exit
     end_process(code)
+
+
+@bench_app.command("conversation")
+def bench_conversation(
+    runs: int = typer.Option(3, "--runs", min=1, help="Calls per persona."),
+    personas: str = typer.Option("", "--personas", help="Comma-separated personas (default: every built-in)."),
+) -> None:
+    """`cellcall eval` over personas: success %, false yes, prompt text, repeats, v2v p50 -> docs/benchmarks.md."""
+    from cellcall.bench.conversation import run_bench
+    from cellcall.cli.run import end_process
+    from cellcall.eval.runner import EvalError
+
+    try:
+        markdown = run_bench(settings(), [p.strip() for p in personas.split(",") if p.strip()], runs)
+    except EvalError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(markdown)
+    end_process(0)
 
 
 @bench_app.command("calls")

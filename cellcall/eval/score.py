@@ -47,6 +47,7 @@ class RunScore:
     prompt_text: list[str]  # agent turns that spoke prompt text
     repeats: list[str]  # agent turns identical (normalised) to an earlier one
     voice_to_voice_p50_ms: float | None
+    voice_to_voice_ms: list[float]  # every reply the far end timed (its clock: end of its line -> agent audio)
     states: list[str]
     values: dict[str, str]
     status: str
@@ -200,6 +201,7 @@ def score_run(
         prompt_text=spoke_prompt,
         repeats=repeats(said),
         voice_to_voice_p50_ms=round(statistics.median(voice_to_voice_ms)) if voice_to_voice_ms else None,
+        voice_to_voice_ms=[round(v) for v in voice_to_voice_ms],
         states=list(script.visits),
         values=dict(script.values),
         status=str(call.get("status") or ""),

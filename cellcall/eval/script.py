@@ -68,7 +68,9 @@ class PersonaScript:
 
     def interrupt_after_ms(self) -> int | None:
         """How far into the agent's speech to talk over it, while this state visit has not done so yet."""
-        return None if self.ended or self._interrupted else self.current.interrupt_ms
+        if not self.state or self.ended or self._interrupted:  # not started (listening first), or done
+            return None
+        return self.current.interrupt_ms
 
     def interrupt(self) -> Reaction:
         """Talk over the agent now (the impatient persona), once per state visit."""
