@@ -1,0 +1,204 @@
+"""The voice loop's turn logic on the fake line and fake engines: real time, no models, seconds per call."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from fakes import FakeLine, FakeLlm, FakeStt, FakeTts, Say, Script
+
+from cellcall.agent.agent import Agent
+from cellcall.agent.dialogue import normalised
+from cellcall.config import VoiceSettings
+from cellcall.goal import load_goal
+from cellcall.record import CallStatus, Speaker
+from cellcall.voice.loop import LoopResult, Opening, VoiceLoop, VoicemailPlan
+from cellcall.voice.reply import ModelParams
+
+ROOT = Path(__file__).resolve().parent.parent
+DENTIST = load_goal(ROOT / "goals" / "examples" / "dentist.md")
+OPENING = "Hi, this is Alex calling for Sam Taylor about an appointment."
+
+
+class Events:
+    def __init__(self) -> None:
+        self.states: list[str] = []
+        self.turns: list = []
+        self.latencies: list = []
+
+    def on_state(self, state: str) -> None:
+        self.states.append(state)
+
+    def on_turn(self, turn) -> None:
+        self.turns.append(turn)
+
+    def on_latency(self, latency) -> None:
+        self.latencies.append(latency)
+
+
+def run_call(
+    script: Script,
+    *,
+    voice: VoiceSettings | None = None,
+    voicemail: VoicemailPlan | None = None,
+    llm: FakeLlm | None = None,
+    style: str = "scripted",
+) -> tuple[LoopResult, FakeLine, FakeStt, Events]:
+    line = FakeLine(script)
+    stt = FakeStt(line)
+    opening = Opening(OPENING)
+    opening.prepared.set()  # no pre-synthesised audio: the reply synthesises the line itself
+    events = Events()
+    settings = voice or VoiceSettings(post_dial_delay_s=1.0, silence_timeout_s=4.0, max_duration_s=30.0)
+    loop = VoiceLoop(
+        line,
+        stt,
+        FakeTts(),
+        llm or FakeLlm(),
+        settings,
+        Agent(DENTIST, style),
+        ModelParams(60, 0.2),
+        opening,
+        voicemail=voicemail,
+        listener=events,
+    )
+    line.start()
+    try:
+        result = loop.run()
+    finally:
+        line.close()
+    return result, line, stt, events
+
+
+RECEPTIONIST = [
+    Say("Bright Smile Dental, this is Maria. How can I help you?", 1.2, pause_s=0.3, wait_for_agent=False),
+    Say("Sure. Can I have the patient's name and patient number, please?"),
+    Say("I have Friday at nine thirty in the morning. Would that work?"),
+    Say("Great, Sam is booked for Friday at nine thirty."),
+]
+
+
+def agent_lines(result: LoopResult) -> list[str]:
+    return [turn.text for turn in result.turns if turn.speaker is Speaker.AGENT]
+
+
+def test_a_whole_booking_call_ends_with_the_agents_hang_up_and_no_repeats() -> None:
+    result, line, _, events = run_call(Script(RECEPTIONIST))
+    said = agent_lines(result)
+    assert result.status is CallStatus.COMPLETED and result.reason == "agent hung up: objective met", said
+    assert said[0] == OPENING and "4471" in said[1] and "Friday at nine thirty" in said[2]
+    assert len({normalised(s) for s in said}) == len(said)  # nothing said twice
+    assert line.hung_up_by is None  # the loop ends; the call (not the loop) sends the hang-up
+    assert [t.speaker for t in result.turns].count(Speaker.CALLER) == 4
+    assert events.latencies and all(lat.first_audio_ms for lat in events.latencies)
+
+
+def test_the_caller_barging_in_cuts_the_reply_and_the_cut_is_recorded() -> None:
+    script = Script(
+        [
+            Say("Hello, Bright Smile Dental.", 0.8, pause_s=0.2, wait_for_agent=False),
+            Say("Sorry, which day did you say?", 1.0, barge_in_after_s=0.4),
+        ]
+    )
+    long_reply = dataclasses.replace(DENTIST, objective="Move Sam's cleaning " + "to a much better time " * 6)
+    line = FakeLine(script)
+    opening = Opening(OPENING)
+    opening.prepared.set()
+    events = Events()
+    loop = VoiceLoop(
+        line,
+        FakeStt(line),
+        FakeTts(),
+        FakeLlm(),
+        VoiceSettings(post_dial_delay_s=1.0, silence_timeout_s=2.0),
+        Agent(long_reply),
+        ModelParams(60, 0.2),
+        opening,
+        listener=events,
+    )
+    line.start()
+    try:
+        result = loop.run()
+    finally:
+        line.close()
+    assert result.barge_ins and line.cleared >= 1
+    cut = [turn for turn in result.turns if turn.barged_in]
+    assert cut and cut[0].spoken_text is not None and len(cut[0].spoken_text) <= len(cut[0].text)
+
+
+def test_a_pause_inside_a_turn_drops_the_speculative_reply_and_answers_the_whole_turn() -> None:
+    script = Script(
+        [
+            Say("Bright Smile Dental.", 0.8, pause_s=0.2, wait_for_agent=False),
+            Say("Sure, can I have", 0.7),
+            Say("the patient's name and patient number, please?", 1.0, pause_s=0.3, wait_for_agent=False),
+            Say("Thanks, goodbye.", 0.8),
+        ],
+        hangup_when_done=True,
+    )
+    result, _, _, _ = run_call(script)
+    said = agent_lines(result)
+    answers = [s for s in said if "4471" in s]
+    assert len(answers) == 1, said  # one answer to the whole question, not one per piece
+
+
+def test_our_own_echo_never_counts_as_a_barge_in() -> None:
+    script = Script(RECEPTIONIST, echo_gain=0.25)  # echo at -12 dB, 60 ms late
+    result, _, _, _ = run_call(script)
+    assert result.barge_ins == [] and not any(turn.barged_in for turn in result.turns)
+    assert result.reason == "agent hung up: objective met"
+
+
+def test_a_voicemail_greeting_gets_the_goal_message_then_a_hang_up() -> None:
+    script = Script(
+        [
+            Say(
+                "Hi, you've reached Sam's dentist. We can't take your call, please leave a message after the tone.",
+                4.5,
+                pause_s=0.2,
+                wait_for_agent=False,
+            ),
+        ]
+    )
+    result, line, _, _ = run_call(script, voicemail=VoicemailPlan("leave_message", "Please call Sam back at 555 0100."))
+    assert result.reason == "voicemail: message left"
+    assert agent_lines(result)[-1] == "Please call Sam back at 555 0100."
+    assert line.agent_seconds() > 0
+
+
+def test_silence_after_the_opening_times_out() -> None:
+    script = Script([Say("Hello?", 0.5, pause_s=0.2, wait_for_agent=False)])
+    result, _, _, _ = run_call(script, voice=VoiceSettings(post_dial_delay_s=1.0, silence_timeout_s=1.5, max_duration_s=30))
+    assert result.reason == "silence timeout" and agent_lines(result) == [OPENING]
+
+
+def test_max_duration_ends_the_call() -> None:
+    script = Script([Say("Hello?", 0.5, pause_s=0.2, wait_for_agent=False), Say("Mm.", 6.0)])
+    result, _, _, _ = run_call(script, voice=VoiceSettings(post_dial_delay_s=1.0, silence_timeout_s=10, max_duration_s=3.0))
+    assert result.reason == "max duration" and result.status is CallStatus.COMPLETED
+
+
+def test_the_far_end_hanging_up_ends_the_loop_at_once() -> None:
+    script = Script([Say("Hello, sorry, wrong number.", 1.0, pause_s=0.2, wait_for_agent=False)], hangup_when_done=True)
+    result, _, _, _ = run_call(script)
+    assert result.reason == "remote hang-up"
+
+
+@pytest.mark.parametrize("style", ["scripted", "guided"])
+def test_a_question_the_facts_cannot_answer_goes_to_the_model_and_its_bad_words_never_reach_the_line(style: str) -> None:
+    script = Script(
+        [
+            Say("Bright Smile Dental.", 1.0, pause_s=0.2, wait_for_agent=False),
+            Say("Okay, what is it about?", 1.0),
+            Say("Is Sam allergic to anything?", 1.0),
+            Say("Okay, thanks, bye.", 0.8),
+        ],
+        hangup_when_done=True,
+    )
+    llm = FakeLlm(["Receptionist: How can I help you today?", "(pause) I can help you with that."] * 2)
+    result, _, _, _ = run_call(script, llm=llm, style=style)
+    said = " ".join(agent_lines(result))
+    assert llm.prompts, "the model was asked"
+    assert "How can I help" not in said and "(" not in said and "Receptionist" not in said
+    assert "I'm sorry, I don't know that." in said
