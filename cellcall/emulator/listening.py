@@ -60,11 +60,13 @@ class ListeningFarEnd(FarEnd):
         transcribe: Transcribe,
         prepared: list[str],
         speaks_first: bool,
+        first_pause_s: float = 1.0,
     ) -> None:
         self.script = script
         self._transcribe = transcribe
         self._prepared = [Sound(say=text) for text in prepared]
         self._speaks_first = speaks_first
+        self._first_pause_s = first_pause_s  # audio up -> first words, when it speaks first
         self._taken = 0  # tracker utterances already heard by the script
         self._lines = 0
         self.finished = threading.Event()  # the script thread is done (the script may be read)
@@ -82,13 +84,23 @@ class ListeningFarEnd(FarEnd):
     def _run(self) -> None:
         self._start_hangup_timer()
         try:
-            if self._speaks_first or self._listen()[0] != "stopped":
+            if self._speaks_first:
+                if self._wait_for_audio() and not self._stop.wait(self._first_pause_s):
+                    self._converse()
+            elif self._listen()[0] != "stopped":
                 self._converse()
         except Exception as exc:  # noqa: BLE001 - a script or STT failure ends the call, and says why
             self.metrics.errors.append(f"listening far end failed: {type(exc).__name__}: {exc}")
             self._far_hangup()
         finally:
             self.finished.set()
+
+    def _wait_for_audio(self) -> bool:
+        """Wait until the host routes audio (what is said before that is lost); False if the call ended."""
+        with self._cond:
+            while self._t0 is None and not self._stop.is_set():
+                self._cond.wait(0.05)
+            return not self._stop.is_set()
 
     def _converse(self) -> None:
         reaction, over = self.script.start(), False
@@ -166,7 +178,11 @@ class ListeningFarEnd(FarEnd):
 
 
 def listening_far_end(
-    script_for_call: Callable[[], ListeningScript], transcribe: Transcribe, prepared: list[str], speaks_first: bool
+    script_for_call: Callable[[], ListeningScript],
+    transcribe: Transcribe,
+    prepared: list[str],
+    speaks_first: bool,
+    first_pause_s: float = 1.0,
 ) -> tuple[Callable[..., ListeningFarEnd], list[ListeningFarEnd]]:
     """A far-end factory for `ModemEmulator(farend=...)`, and the list each far end it builds joins
     (so whoever runs the call can read the script once the call is over)."""
@@ -184,6 +200,7 @@ def listening_far_end(
             transcribe=transcribe,
             prepared=prepared,
             speaks_first=speaks_first,
+            first_pause_s=first_pause_s,
         )
         built.append(farend)
         return farend

@@ -74,6 +74,7 @@ class Persona:
     caller_number: str = "+14155550199"  # inbound: the number the persona rings from
     speaks_first: bool = True  # say the start state's line on answer (else after the agent's first words)
     answer_delay_s: float = 2.0
+    answer_pause_s: float = 1.0  # audio up -> its first words (when it speaks first)
     hangup_after_s: float = 240.0  # the persona hangs up after this long, whatever happens
     silence_ms: int = 400  # agent silence that ends its utterance (then it is transcribed)
     max_wait_s: float = 15.0  # an agent silent this long counts as an answer that matched nothing
@@ -91,7 +92,7 @@ class Persona:
 
 
 _TOP = {
-    "name", "description", "goal", "direction", "caller_number", "start", "speaks_first", "answer_delay_s",
+    "name", "description", "goal", "direction", "caller_number", "start", "speaks_first", "answer_delay_s", "answer_pause_s",
     "hangup_after_s", "silence_ms", "max_wait_s", "retries", "give_up", "noise", "states", "success",
 }  # fmt: skip
 _STATE = {"say", "on", "reask", "retries", "give_up", "hangup", "interrupt_ms", "interrupt"}
@@ -296,6 +297,7 @@ def parse_persona(text: str, source: FilePath | None = None, default_name: str =
         caller_number=check.text(top, (), "caller_number") or "+14155550199",
         speaks_first=_or_bool(check.get(top, (), "speaks_first", bool, "true or false"), direction == "outbound"),
         answer_delay_s=_or(check.number(top, (), "answer_delay_s", 0, 60), 2.0),
+        answer_pause_s=_or(check.number(top, (), "answer_pause_s", 0, 30), 1.0),
         hangup_after_s=_or(check.number(top, (), "hangup_after_s", 5, 3600), 240.0),
         silence_ms=int(_or(check.number(top, (), "silence_ms", 100, 5000), 400)),
         max_wait_s=_or(check.number(top, (), "max_wait_s", 1, 600), 15.0),

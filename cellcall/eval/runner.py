@@ -123,7 +123,7 @@ def run_once(goal: Goal, persona: Persona, settings: Settings, engines: Engines,
 
         return stt.transcribe(resample(pcm, rate, stt.sample_rate), goal.language).text
 
-    factory, built = listening_far_end(lambda: script, transcribe, persona.texts(), persona.speaks_first)
+    factory, built = listening_far_end(lambda: script, transcribe, persona.texts(), persona.speaks_first, persona.answer_pause_s)
     with emulated_line(settings, persona_scenario(persona), engines, farend=factory) as (line, emulator):
         if persona.direction == "inbound":
             result = _answer(goal, persona, settings, line, emulator, engines, stop)
