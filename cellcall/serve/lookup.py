@@ -96,9 +96,10 @@ class CallBook:
         return views
 
     def recent(self, limit: int) -> list[dict[str, Any]]:
-        """The newest finished calls in the outbox (API ids where known)."""
+        """The newest finished calls in the outbox (API ids where known); calls still running are left out."""
         if not self.outbox.is_dir():
             return []
+        running = {str(state.get("outbox")) for state in self._states("running/*.state.json")}
         return [
             {
                 "call_id": call_id_of(r),
@@ -111,8 +112,9 @@ class CallBook:
                 "duration_s": r.duration_s,
                 "outbox": r.extra.get("folder"),
             }
-            for r in list_calls(self.outbox, limit)
-        ]
+            for r in list_calls(self.outbox, limit + len(running))
+            if r.extra.get("folder") not in running
+        ][:limit]
 
     # --- the inbox, in the order a goal moves --------------------------------------------------------
     def _in_inbox(self, call_id: str, known: dict[str, Any] | None) -> CallView | None:
