@@ -195,3 +195,20 @@ def converse_state(lines: list[str]):
         move = plan(brief, dialogue.snapshot(), line)
         dialogue.observe(line, move.say, move.kind, move.accepted)
     return dialogue.snapshot()
+
+
+def test_a_confirmation_misheard_or_repeating_the_slot_closes_instead_of_accepting_again() -> None:
+    lines = [
+        "This is Maria. How can I help you?",
+        "I have Friday at 9.30 in the morning or Friday at 2 in the afternoon. Which one would you like?",
+        "Great, Sam is book for Friday at 930 in the morning and the Tuesday appointment is canceled. Is there anything else?",
+    ]
+    moves = converse(DENTIST, lines)
+    assert [m.kind for m in moves] == ["purpose", "accept", "close-success"]
+    state = converse_state(lines[:2])
+    assert plan(brief_of(DENTIST), state, "Is there anything else I can help with?").kind == "close-success"
+
+
+def test_a_booking_that_misses_the_objective_is_not_taken_as_success() -> None:
+    move = plan(brief_of(DENTIST), converse_state(["Hello?"]), "Okay, you're booked for Thursday at two.")
+    assert move.kind == "ask-alternative" and move.say.startswith("Sorry, that time doesn't work for Sam Taylor.")

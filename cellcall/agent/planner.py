@@ -58,12 +58,18 @@ def _outbound(brief: Brief, state: Snapshot, heard: Heard) -> Move:
     principal = brief.principal or "them"
     if heard.stop:
         return Move("close-stop", "I'm sorry to have bothered you. Goodbye.", tags=HANGUP)
-    if heard.confirmed or (state.accepted is not None and heard.agreed and not heard.question and not heard.offers):
+    confirmed_slots = heard.slots if heard.confirmed else ()
+    if confirmed_slots and not brief.want.is_empty() and not any(brief.want.fits(s) for s in confirmed_slots):
+        return _ask_alternative(brief, state, prefix=f"Sorry, that time doesn't work for {principal}.")
+    again = state.accepted is not None and any(_same_slot(s, state.accepted) for s in heard.slots)
+    if heard.confirmed or again or (state.accepted is not None and heard.agreed and not heard.question and not heard.offers):
         slot = state.accepted
         done = f"Perfect, so that's {slot.text}." if slot is not None else "Perfect."
         return Move("close-success", f"{done} Thank you so much for your help. Goodbye.", tags=HANGUP)
     if heard.goodbye and not heard.question:
         return Move("close-goodbye", "Thank you, goodbye.", tags=HANGUP)
+    if re.search(r"\banything else\b", heard.text, re.I) and (state.accepted is not None or state.confirmed is not None):
+        return Move("close-success", "No, that's everything. Thank you so much, goodbye.", tags=HANGUP)
     if heard.later and not heard.offers:
         return Move("close-later", "Of course, I'll call back later. Thank you, goodbye.", tags=HANGUP)
     if heard.unavailable and not heard.offers:
@@ -90,11 +96,8 @@ def _outbound(brief: Brief, state: Snapshot, heard: Heard) -> Move:
         return _ask_alternative(brief, state, prefix=answers)
     if answers:
         return Move("answer", answers, hint=f"Answer their question: {answers}")
-    if "reason" in heard.asks or "when" in heard.asks or not state.purpose_stated:
-        return _purpose(brief, state)
-    if heard.question and re.search(r"\banything else\b", heard.text, re.I):
-        if state.accepted is not None or state.confirmed is not None:
-            return Move("close-success", "No, that's everything. Thank you so much, goodbye.", tags=HANGUP)
+    under_way = state.purpose_stated or state.offers or state.accepted is not None or "ask-alternative" in state.moves
+    if "reason" in heard.asks or "when" in heard.asks or not under_way:
         return _purpose(brief, state)
     if heard.hold or (heard.agreed and not heard.question):
         return Move("wait", "")
@@ -218,6 +221,11 @@ def _fact_about(brief: Brief, words: set[str], used: set[str]) -> str | None:
         if overlap > score:
             best, score = fact, overlap
     return best
+
+
+def _same_slot(a: Slot, b: Slot) -> bool:
+    """The same day and time, however it was written ("9.30" and "930")."""
+    return a.day is not None and a.day == b.day and a.hour is not None and (a.hour, a.minute) == (b.hour, b.minute)
 
 
 def _keys(slot: Slot) -> tuple[str, ...]:

@@ -57,8 +57,8 @@ OFFER = _rx(
     r"\b(?:have|got|there'?s|there is|available|open(?:ing)?s?|free|could do|can do|can offer|how about|what about|would .* work|does .* work|works?)\b"
 )
 CONFIRMED = _rx(
-    r"\b(?:you'?re (?:all )?(?:booked|set|scheduled|confirmed)|(?:is|are|been|now|all) (?:booked|scheduled|confirmed|moved|rescheduled|changed|set)"
-    r"|i(?:'ve| have) (?:booked|moved|scheduled|changed|put|got) |(?:booked|scheduled|confirmed) (?:for|on|at)|that'?s (?:done|confirmed|booked)"
+    r"\b(?:you'?re (?:all )?(?:booked|set|scheduled|confirmed)|(?:is|are|been|now|all|has|have) (?:book(?:ed)?|scheduled|confirmed|moved|rescheduled|changed|set)\b"
+    r"|i(?:'ve| have) (?:booked|moved|scheduled|changed|put|got) |(?:book(?:ed)?|scheduled|confirmed|moved|rescheduled) (?:for|on|at|in|to)\b|that'?s (?:done|confirmed|booked)"
     r"|all set|see (?:you|him|her|them|sam) (?:on|then|at)|i'?ll (?:put|book|schedule|note|pass|give|tell|let)|message (?:taken|received)|got it down|noted)"
 )
 UNAVAILABLE = _rx(
@@ -113,6 +113,7 @@ class Heard:
     question: bool = False
     asks: frozenset[str] = field(default_factory=frozenset)  # keys of ASKS
     offers: tuple[Slot, ...] = ()
+    slots: tuple[Slot, ...] = ()  # every day/time mentioned, offered or not
     confirmed: bool = False
     unavailable: bool = False
     declined: bool = False
@@ -158,6 +159,7 @@ def hear(text: str) -> Heard:
         question=question,
         asks=asks,
         offers=offers,
+        slots=slots,
         confirmed=confirmed,
         unavailable=unavailable,
         declined=bool(DECLINE.search(clean)) or unavailable,
