@@ -23,7 +23,7 @@ from cellcall.engines.cache import Engines, shared_engines
 from cellcall.engines.summary import summarize_call
 from cellcall.goal import Goal
 from cellcall.line import Line, LineError, LineEventKind
-from cellcall.openclaw.notify import notify_call_finished
+from cellcall.observe import CallObserver, Fanout
 from cellcall.outbox import CallOutbox
 from cellcall.policy import DialLedger, PolicyRefusal, check_dial
 from cellcall.record import CallRecord, CallStatus, Direction, Turn, TurnLatency
@@ -47,20 +47,6 @@ HANGUP_EVENTS = {
     LineEventKind.NO_ANSWER: (CallStatus.NO_ANSWER, "no answer"),
     LineEventKind.REMOTE_HANGUP: (CallStatus.NO_ANSWER, "ended before answer"),
 }
-
-
-class CallObserver:
-    """Hooks for whoever watches a call (live view, watch runner); every method is optional."""
-
-    def on_outbox(self, folder: Path) -> None:
-        """The outbox folder exists (called before dialling, so a crash can still be reported)."""
-
-    def on_state(self, state: str) -> None:
-        """dialing, ringing, answered, listening, thinking, speaking, hanging-up, done."""
-
-    def on_turn(self, turn: Turn) -> None: ...
-
-    def on_latency(self, latency: TurnLatency) -> None: ...
 
 
 @dataclass
@@ -250,7 +236,7 @@ class _Session:
             self.opening.opening,
             voicemail=VoicemailPlan(plan.action, plan.message) if plan else None,
             language=self.goal.language,
-            listener=_Listener(self),
+            listener=Fanout(_OutboxWriter(self), self.observer),
             stop=self.stop,
             t0=answered_at,
         )
@@ -341,7 +327,7 @@ class _Session:
         report = self.outbox.finalize(record)
         if self.opening is not None:
             self.opening.join(OPENING_JOIN_S)  # native TTS/LLM work must not outlive the call (aborts at exit)
-        notify_call_finished(self.settings, record, self.outbox.path)
+        self.observer.on_finished(record, self.outbox.path)
         self.observer.on_state("done")
         return CallResult(record, self.outbox.path, report, result)
 
@@ -358,19 +344,14 @@ class _Session:
         record.facts, record.next_steps = summary.facts, summary.next_steps
 
 
-class _Listener:
-    """Loop events -> outbox (appended as they happen, so a crash keeps them) -> observer."""
+class _OutboxWriter(CallObserver):
+    """Turns and latencies go to the outbox as they happen, so a crash keeps them."""
 
     def __init__(self, session: _Session) -> None:
         self.session = session
 
-    def on_state(self, state: str) -> None:
-        self.session.observer.on_state(state)
-
     def on_turn(self, turn: Turn) -> None:
         self.session.outbox.append_turn(turn)
-        self.session.observer.on_turn(turn)
 
     def on_latency(self, latency: TurnLatency) -> None:
         self.session.outbox.append_latency(latency)
-        self.session.observer.on_latency(latency)

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cellcall.call import CallObserver, call_settings, exit_code, place_call
+from cellcall.call import call_settings, exit_code, place_call
 from cellcall.cli.app import app
 from cellcall.config import Settings
 from cellcall.goal import load_goal
+from cellcall.observe import CallObserver
+from cellcall.openclaw.notify import PushToOpenClaw
 from cellcall.record import CallStatus
 
 DENTIST = Path(__file__).resolve().parents[1] / "goals" / "examples" / "dentist.md"
@@ -89,12 +91,16 @@ def test_run_with_an_unknown_scenario_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_every_finished_call_is_queued_for_openclaw_refused_ones_too(tmp_path: Path) -> None:
-    """With the push on and no gateway listening, the call's outcome waits in the on-disk queue."""
+    """With the push on (as `run` and `watch` pass it) and no gateway listening, the outcome waits in the
+    on-disk queue; a call placed without the push (a benchmark, an eval) is never sent to OpenClaw."""
     settings = Settings()
     settings.paths.outbox = str(tmp_path)
     settings.openclaw.enabled = True
     settings.openclaw.url = "http://127.0.0.1:9"  # discard port: nothing listens
-    result = place_call(dataclasses.replace(load_goal(DENTIST), number="+1911"), settings, UntouchableLine())
+    goal = dataclasses.replace(load_goal(DENTIST), number="+1911")
+    silent = place_call(goal, settings, UntouchableLine())
+    assert not (tmp_path / ".openclaw-queue" / f"{silent.record.call_id}.json").exists()
+    result = place_call(goal, settings, UntouchableLine(), observer=PushToOpenClaw(settings))
     queued = tmp_path / ".openclaw-queue" / f"{result.record.call_id}.json"
     assert queued.exists()
     assert json.loads(queued.read_text())["payload"]["status"] == "refused"

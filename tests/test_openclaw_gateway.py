@@ -24,7 +24,7 @@ from cellcall.config import Settings
 from cellcall.emulator.line import emulated_line
 from cellcall.engines.cache import shared_engines
 from cellcall.goal import load_goal
-from cellcall.openclaw.notify import deliver_pending, notify_call_finished, queue_for, wait_for_deliveries
+from cellcall.openclaw.notify import PushToOpenClaw, deliver_pending, notify_call_finished, queue_for, wait_for_deliveries
 from cellcall.openclaw.payload import push_payload
 from cellcall.openclaw.push import DELIVERED, FAILED, REJECTED, deliver
 from cellcall.openclaw.setup import hook_mapping
@@ -178,7 +178,7 @@ def test_a_simulated_call_ends_with_its_outcome_in_the_agents_session(
     settings.openclaw.workspace = str(tmp_path / "workspace")
     engines = shared_engines(settings)  # shared with the other end-to-end tests in this run
     with emulated_line(settings, "busy", engines) as (line, emulator):
-        result = place_call(load_goal(DENTIST), settings, line, engines=engines)
+        result = place_call(load_goal(DENTIST), settings, line, engines=engines, observer=PushToOpenClaw(settings))
     record = result.record
     assert record.status is CallStatus.BUSY and any(way == "rx" and text.startswith("ATD") for _, way, text in emulator.at_log)
 

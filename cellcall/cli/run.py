@@ -20,7 +20,7 @@ from typing import NoReturn
 
 from rich.console import Console
 
-from cellcall.call import CallObserver, CallResult, call_settings, exit_code, place_call
+from cellcall.call import CallResult, call_settings, exit_code, place_call
 from cellcall.cli.view import LiveView
 from cellcall.config import Settings
 from cellcall.emulator.farend import FarEndMetrics
@@ -30,6 +30,8 @@ from cellcall.engines.cache import Engines, shared_engines
 from cellcall.goal import Goal, GoalError, load_goal
 from cellcall.line import Line, LineError
 from cellcall.line.factory import make_line
+from cellcall.observe import CallObserver, Fanout
+from cellcall.openclaw.notify import PushToOpenClaw
 from cellcall.policy import DialLedger, PolicyRefusal, check_dial
 from cellcall.trace import span_stats
 
@@ -119,7 +121,7 @@ def _call(
 ) -> tuple[CallResult, FarEndMetrics | None]:
     """The call on the line the settings name; the emulator's far-end figures when it was emulated."""
     if refused(goal, settings):
-        return place_call(goal, settings, _UnopenedLine(), engines=engines, stop=stop), None
+        return place_call(goal, settings, _UnopenedLine(), engines=engines, stop=stop, observer=PushToOpenClaw(settings)), None
     if settings.line.kind == "emulator":
         with emulated_line(settings, scenario or settings.line.scenario, engines) as (line, emulator):
             result = _with_view(view, goal, settings, line, engines, stop)
@@ -136,7 +138,7 @@ def _with_view(
     view: CallObserver, goal: Goal, settings: Settings, line: Line, engines: Engines, stop: threading.Event
 ) -> CallResult:
     with view if isinstance(view, LiveView) else contextlib.nullcontext():
-        return place_call(goal, settings, line, engines=engines, stop=stop, observer=view)
+        return place_call(goal, settings, line, engines=engines, stop=stop, observer=Fanout(view, PushToOpenClaw(settings)))
 
 
 def _print_result(console: Console, result: CallResult, metrics: FarEndMetrics | None, as_json: bool) -> None:

@@ -17,7 +17,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from cellcall.call import CallObserver
+from cellcall.observe import CallObserver
 from cellcall.record import Speaker, Turn, TurnLatency
 
 SHOWN_TURNS = 12

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cellcall.config import Settings
+from cellcall.observe import CallObserver
 from cellcall.openclaw.memory import append_memory_note
 from cellcall.openclaw.payload import push_payload
 from cellcall.openclaw.push import DELIVERED, REJECTED, RETRY, Outcome, deliver
@@ -180,3 +181,13 @@ def _record(queue: PushQueue, entry: QueueEntry, outcome: Outcome, report: Deliv
         (report.rejected if outcome.kind == REJECTED else report.failed)[entry.call_id] = outcome.message
     queue.put(entry)
     log.warning("openclaw: push for call %s not delivered (attempt %d): %s", entry.call_id, entry.attempts, outcome.message)
+
+
+class PushToOpenClaw(CallObserver):
+    """Pushes a finished call to OpenClaw: `cellcall run` and `watch` add it; benchmarks and evals do not."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def on_finished(self, record: CallRecord, folder: Path) -> None:
+        notify_call_finished(self.settings, record, folder)

@@ -14,12 +14,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from cellcall.agent.agent import Agent
 from cellcall.config import VoiceSettings
 from cellcall.engines import ChatModel, Synthesizer, Transcriber
 from cellcall.line import FRAME_MS, Line, LineEvent, LineEventKind
+from cellcall.observe import CallObserver
 from cellcall.record import CallStatus, Speaker, Turn, TurnLatency
 from cellcall.trace import TurnTrace
 from cellcall.voice.audio import dbfs
@@ -46,12 +46,6 @@ class State(str, enum.Enum):
     THINKING = "thinking"
     SPEAKING = "speaking"
     HANGING_UP = "hanging-up"
-
-
-class LoopListener(Protocol):
-    def on_state(self, state: str) -> None: ...
-    def on_turn(self, turn: Turn) -> None: ...
-    def on_latency(self, latency: TurnLatency) -> None: ...
 
 
 @dataclass
@@ -116,7 +110,7 @@ class VoiceLoop:
         *,
         voicemail: VoicemailPlan | None = None,
         language: str | None = None,
-        listener: LoopListener,
+        listener: CallObserver,
         stop: threading.Event | None = None,
         t0: float | None = None,
     ) -> None:
