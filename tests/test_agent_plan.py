@@ -177,7 +177,7 @@ def test_offers_phrased_other_ways_are_understood() -> None:
     ):
         move = plan(brief, state, text)
         assert move.kind == "accept" and move.accepted is not None and move.accepted.day == "friday", (text, move)
-    assert plan(brief, state, "Sorry, we're closed on Fridays.").kind == "ask-alternative"
+    assert plan(brief, state, "Sorry, we're closed on Fridays.").kind == "close-unavailable"  # the wanted day is gone
     assert plan(brief, state, "You're all set for Friday at 10:15. Anything else?").kind == "close-success"
 
 
@@ -212,3 +212,24 @@ def test_a_confirmation_misheard_or_repeating_the_slot_closes_instead_of_accepti
 def test_a_booking_that_misses_the_objective_is_not_taken_as_success() -> None:
     move = plan(brief_of(DENTIST), converse_state(["Hello?"]), "Okay, you're booked for Thursday at two.")
     assert move.kind == "ask-alternative" and move.say.startswith("Sorry, that time doesn't work for Sam Taylor.")
+
+
+def test_a_diary_with_nothing_on_the_wanted_day_ends_politely_and_a_bare_day_is_never_booked() -> None:
+    lines = [
+        "Bright Smile Dental. How can I help you?",
+        "I'm sorry, we are fully booked. There is nothing free on any Friday for the next two months.",
+    ]
+    assert [m.kind for m in converse(DENTIST, lines)] == ["purpose", "close-unavailable"]
+    state = converse_state(lines[:1])
+    nothing = plan(
+        brief_of(DENTIST), state, "I'm afraid there's really nothing on Fridays. Is there anything else I can do for you?"
+    )
+    assert nothing.kind == "close-unavailable" and nothing.accepted is None
+    bare = plan(brief_of(DENTIST), state, "Would Friday work for you?")
+    assert bare.kind == "ask-time" and bare.accepted is None and bare.say == "Friday would work. What time do you have?"
+
+
+def test_a_question_with_a_repeat_request_is_answered_not_parroted() -> None:
+    state = converse_state(["Hello?", "Can I have the patient's full name?"])
+    move = plan(brief_of(DENTIST), state, "Sorry, I didn't catch that. What is the patient's full name?")
+    assert move.kind == "answer" and "Sam Taylor" in move.say

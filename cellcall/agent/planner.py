@@ -68,22 +68,32 @@ def _outbound(brief: Brief, state: Snapshot, heard: Heard) -> Move:
         return Move("close-success", f"{done} Thank you so much for your help. Goodbye.", tags=HANGUP)
     if heard.goodbye and not heard.question:
         return Move("close-goodbye", "Thank you, goodbye.", tags=HANGUP)
-    if re.search(r"\banything else\b", heard.text, re.I) and (state.accepted is not None or state.confirmed is not None):
+    anything_else = re.search(r"\banything else\b", heard.text, re.I) is not None
+    if anything_else and (state.accepted is not None or state.confirmed is not None):
         return Move("close-success", "No, that's everything. Thank you so much, goodbye.", tags=HANGUP)
+    if anything_else and (state.unavailable is not None or heard.unavailable):
+        return Move("close-unavailable", f"No, thank you. I'll let {principal} know. Goodbye.", tags=HANGUP)
     if heard.later and not heard.offers:
         return Move("close-later", "Of course, I'll call back later. Thank you, goodbye.", tags=HANGUP)
     if heard.unavailable and not heard.offers:
-        if state.alternatives_asked == 0 and not brief.want.is_empty():
+        wanted_gone = any(s.day in brief.want.days for s in heard.slots)  # "nothing on any Friday": no point asking again
+        if state.alternatives_asked == 0 and not brief.want.is_empty() and not wanted_gone:
             return _ask_alternative(brief, state)
         return Move(
             "close-unavailable",
             f"I understand. Thank you for checking, I'll let {principal} know. Goodbye.",
             tags=HANGUP,
         )
-    if heard.repeat and state.said:
+    if heard.repeat and state.said and not heard.asks:
         return _repeat(state)
     answers = _answers(brief, state, heard)
     fitting = [slot for slot in heard.offers if brief.want.fits(slot)]
+    if fitting and all(slot.hour is None for slot in fitting) and not state.closing:
+        day = fitting[0]
+        when = " ".join(p for p in (day.day.capitalize() if day.day else "", day.period or "") if p) or "That"
+        ask = f"{when} would work. What time do you have?"
+        return Move("ask-time", f"{answers} {ask}".strip(), hint=f"Say {when} works and ask for a time.")
+    fitting = [slot for slot in fitting if slot.hour is not None]
     if fitting and not state.closing:
         slot = fitting[0]
         accept = f"{_capital(slot.text)} works. Please book that for {principal}."

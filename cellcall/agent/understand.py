@@ -62,7 +62,8 @@ CONFIRMED = _rx(
     r"|all set|see (?:you|him|her|them|sam) (?:on|then|at)|i'?ll (?:put|book|schedule|note|pass|give|tell|let)|message (?:taken|received)|got it down|noted)"
 )
 UNAVAILABLE = _rx(
-    r"\b(?:no (?:openings?|availability|slots?|appointments?|times?)|nothing (?:available|free|open|left)|fully booked|booked up|"
+    r"\b(?:no (?:openings?|availability|slots?|appointments?|times?)|nothing (?:available|free|open|left|on|for|in|this|next|until)|"
+    r"there'?s nothing|fully booked|booked up|no \w+days?\b|"
     r"(?:don'?t|do not) have (?:any|anything)|(?:is|are) (?:taken|gone|full)|not available|unavailable|can'?t (?:do|offer|book|fit)|"
     r"(?:we'?re|we are) closed|(?:aren'?t|are not|don'?t|do not) open)\b"
 )
