@@ -272,12 +272,15 @@ def openclaw_install_skill(
     workspace: Path | None = typer.Option(
         None, "--workspace", help="OpenClaw workspace (default: openclaw.workspace or ~/.openclaw/workspace)."
     ),
+    remote: str | None = typer.Option(None, "--remote", help="cellcall serve's URL: install the variant that uses its API."),
 ) -> None:
     """Put the cellcall skill into an OpenClaw workspace (skills/cellcall/SKILL.md)."""
     from cellcall.openclaw.setup import OpenClawSetupError, install_skill
 
     try:
-        typer.echo(f"installed {install_skill(settings(), workspace)}")
+        typer.echo(f"installed {install_skill(settings(), workspace, remote)}")
+        if remote:
+            typer.echo(f"set CELLCALL_URL={remote} and CELLCALL_API_TOKEN=<the serve token> in OpenClaw's environment")
     except (OSError, OpenClawSetupError) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None

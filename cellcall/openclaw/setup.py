@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from cellcall.config import Settings
 from cellcall.openclaw.memory import workspace_dir
@@ -36,19 +37,26 @@ class ConfigChange:
         return f"openclaw config set {self.path} {shlex.quote(json.dumps(self.value))} --strict-json"
 
 
-def skill_text() -> str:
-    """The SKILL.md shipped in the wheel (package data `cellcall.skill`)."""
-    return (resources.files("cellcall.skill") / "SKILL.md").read_text(encoding="utf-8")
+def skill_text(remote: str | None = None) -> str:
+    """The SKILL.md shipped in the wheel (package data `cellcall.skill`); with `remote`, the variant that
+    drives `cellcall serve` at that URL with curl (this host needs no cellcall)."""
+    if remote is None:
+        return (resources.files("cellcall.skill") / "SKILL.md").read_text(encoding="utf-8")
+    url = urlsplit(remote)
+    if url.scheme not in ("http", "https") or not url.hostname or url.username or url.password or url.query or url.fragment:
+        raise OpenClawSetupError(f"--remote {remote!r} must be the API's base URL, like https://phone.local:8765 (no credentials)")
+    return (resources.files("cellcall.skill") / "remote.md").read_text(encoding="utf-8").replace("{cellcall_url}", remote)
 
 
-def install_skill(settings: Settings, workspace: Path | None = None) -> Path:
+def install_skill(settings: Settings, workspace: Path | None = None, remote: str | None = None) -> Path:
     """Write `<workspace>/skills/cellcall/SKILL.md` (OpenClaw's highest-precedence skill folder)."""
+    text = skill_text(remote)
     root = (workspace or workspace_dir(settings)).expanduser()
     if root.exists() and not root.is_dir():
         raise OpenClawSetupError(f"workspace {root} is not a folder")
     target = root / "skills" / "cellcall" / "SKILL.md"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(skill_text(), encoding="utf-8")
+    target.write_text(text, encoding="utf-8")
     return target
 
 
