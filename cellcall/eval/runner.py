@@ -93,13 +93,15 @@ def run_eval(
     runs: int = 1,
     on_run: Callable[[int, RunScore], None] | None = None,
     stop: threading.Event | None = None,
+    root: Path | None = None,
 ) -> EvalResult:
-    """`runs` calls of the goal against the persona; raises EvalError on bad input (before any call)."""
+    """`runs` calls of the goal against the persona, their outboxes in a new folder (under `root`, else
+    the system's temporary folder); raises EvalError on bad input, before any call."""
     goal, persona = prepare(goal_path, persona_ref, settings)
     engines = shared_engines(call_settings(goal, settings))
     engines.preload()
     engines.stt(), engines.tts(), engines.llm()  # every run starts warm, as calls in `watch` do
-    folder = Path(tempfile.mkdtemp(prefix=f"cellcall-eval-{persona.name}-"))
+    folder = Path(tempfile.mkdtemp(prefix=f"cellcall-eval-{persona.name}-", dir=root))
     result = EvalResult(goal.name, persona.name, folder)
     for index in range(runs):
         if stop is not None and stop.is_set():

@@ -54,6 +54,7 @@ class RunScore:
     hangup: str
     folder: str = ""
     agent_turns: list[str] = field(default_factory=list)
+    heard: list[str] = field(default_factory=list)  # the agent's words as the persona transcribed them
 
     @property
     def report_true(self) -> bool:
@@ -208,4 +209,5 @@ def score_run(
         hangup=hangup,
         folder=folder,
         agent_turns=said,
+        heard=heard,
     )

@@ -73,6 +73,8 @@ def runs_table(goal: str, persona: str, runs: list[RunScore]) -> str:
     for i, run in enumerate(runs, start=1):
         notes = run.failures + [f"spoke prompt text: {t!r}" for t in run.prompt_text] + [f"repeated: {t!r}" for t in run.repeats]
         notes += [f"quote not in the transcript: {q!r}" for q in run.bad_quotes]
+        if not run.success:  # to tell the agent's failure from the persona mishearing it
+            notes += [f"persona heard: {text!r}" for text in run.heard]
         if notes:
             lines += ["", f"run {i} ({run.folder}):"] + [f"- {note}" for note in notes]
     total = summarise(runs)
