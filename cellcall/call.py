@@ -19,6 +19,7 @@ from typing import cast
 
 from cellcall.agent.agent import Agent
 from cellcall.config import Settings
+from cellcall.engines import ChatModel, Synthesizer, Transcriber
 from cellcall.engines.cache import Engines, shared_engines
 from cellcall.engines.summary import summarize_call
 from cellcall.goal import Goal
@@ -47,6 +48,9 @@ HANGUP_EVENTS = {
     LineEventKind.NO_ANSWER: (CallStatus.NO_ANSWER, "no answer"),
     LineEventKind.REMOTE_HANGUP: (CallStatus.NO_ANSWER, "ended before answer"),
 }
+
+
+Models = tuple[Transcriber, Synthesizer, ChatModel]
 
 
 @dataclass
@@ -178,17 +182,23 @@ class _Session:
 
     # ---- outbound / inbound ----------------------------------------------------------------------
 
+    def _prep(self) -> OpeningPrep:
+        """The opening in preparation (every session that talks has one; only a refused one does not)."""
+        assert self.opening is not None
+        return self.opening
+
     def outbound(self) -> CallResult:
         self.observer.on_state("dialing")
+        assert self.goal.number is not None  # place_call refused numberless goals already
         try:
             self.line.dial(self.goal.number)
         except LineError as exc:
             return self._end(CallStatus.FAILED, f"dial failed: {exc}", error=str(exc))
-        self.opening.start()  # after ATD: the dial itself waits on nothing
+        self._prep().start()  # after ATD: the dial itself waits on nothing
         return self._await_answer(self.settings.line.answer_timeout_s)
 
     def inbound(self) -> CallResult:
-        self.opening.start()
+        self._prep().start()
         try:
             self.line.answer()
         except LineError as exc:
@@ -223,6 +233,7 @@ class _Session:
         models, backlog, ended = self._models_while_listening()
         if ended is not None:
             return ended
+        assert models is not None
         stt, tts, llm = models
         plan = self.goal.voicemail
         loop = VoiceLoop(
@@ -233,7 +244,7 @@ class _Session:
             self.settings.voice,
             self.agent,
             ModelParams(self.settings.llm.max_tokens, self.settings.llm.temperature),
-            self.opening.opening,
+            self._prep().opening,
             voicemail=VoicemailPlan(plan.action, plan.message) if plan else None,
             language=self.goal.language,
             listener=Fanout(_OutboxWriter(self), self.observer),
@@ -260,7 +271,7 @@ class _Session:
         self.record.duration_s = round(time.monotonic() - answered_at, 1)
         return self._end(result.status, result.reason, error=result.error)
 
-    def _models_while_listening(self) -> tuple[tuple | None, list[tuple[bytes, float]], CallResult | None]:
+    def _models_while_listening(self) -> tuple[Models | None, list[tuple[bytes, float]], CallResult | None]:
         """Wait for the models (normally loaded while it rang), keeping the caller's first words meanwhile.
 
         Returns (stt, tts, llm), the frames heard while waiting, and a CallResult if the call ended.
@@ -268,9 +279,12 @@ class _Session:
         loaded: dict[str, object] = {}
         done = threading.Event()
 
+        engines = self.engines
+        assert engines is not None
+
         def load() -> None:
             try:
-                loaded["models"] = (self.engines.stt(), self.engines.tts(), self.engines.llm())
+                loaded["models"] = (engines.stt(), engines.tts(), engines.llm())
             except Exception as exc:  # noqa: BLE001 - reported as the call's failure below
                 loaded["error"] = exc
             done.set()
@@ -293,7 +307,7 @@ class _Session:
                 backlog,
                 self._end(CallStatus.FAILED, f"models failed to load: {loaded['error']}", error=str(loaded["error"])),
             )
-        return loaded["models"], backlog, None
+        return cast(Models, loaded["models"]), backlog, None
 
     def _early_end(self, event) -> CallResult:
         if event is None:

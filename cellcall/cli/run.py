@@ -126,12 +126,12 @@ def _call(
         with emulated_line(settings, scenario or settings.line.scenario, engines) as (line, emulator):
             result = _with_view(view, goal, settings, line, engines, stop)
         return result, emulator.metrics
-    line = make_line(settings, at_port, audio_port)
-    line.open()
+    modem = make_line(settings, at_port, audio_port)
+    modem.open()
     try:
-        return _with_view(view, goal, settings, line, engines, stop), None
+        return _with_view(view, goal, settings, modem, engines, stop), None
     finally:
-        line.close()
+        modem.close()
 
 
 def _with_view(

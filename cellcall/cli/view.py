@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from types import TracebackType
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -42,8 +43,8 @@ class LiveView(CallObserver):
         self._live.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._live.__exit__(*exc)
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None) -> None:
+        self._live.__exit__(kind, value, trace)
 
     def on_outbox(self, folder: Path) -> None:
         self.folder = folder

@@ -38,7 +38,7 @@ VOICEMAIL_WORDS = re.compile(
     r"voice ?mail|mailbox|can'?t (?:take|come to) (?:your|the) (?:call|phone)",
     re.I,
 )
-HEARD_WAIT_S = 10.0  # at the end of a call, how long to wait for the last words' transcripts
+HEARD_WAIT_S = 1.5  # at the end of a call, how long to wait for the last words' transcripts (the report must not wait)
 
 
 class State(str, enum.Enum):
@@ -124,7 +124,6 @@ class VoiceLoop:
         self.listener = listener
         self.stop = stop or threading.Event()
         self.t0 = time.monotonic() if t0 is None else t0
-        self.transcriber: TranscriptionWorker | None = None
         self._setup(line.sample_rate)
         self.endpointer = Endpointer(voice.min_speech_ms, voice.speculative_silence_ms, voice.endpoint_silence_ms)
         self.speculate = voice.speculative_silence_ms < voice.endpoint_silence_ms
@@ -152,8 +151,9 @@ class VoiceLoop:
     def _setup(self, rate: int) -> None:
         """Rate-dependent parts; redone if the line's measured rate (8 or 16 kHz) differs at the first frame."""
         self.rate = rate
-        if self.transcriber is not None:
-            self.transcriber.close()
+        previous: TranscriptionWorker | None = getattr(self, "transcriber", None)
+        if previous is not None:
+            previous.close()
         self.transcriber = TranscriptionWorker(self.stt, rate, self.language)
         self.vad = make_vad(self.voice.vad, rate)
         self.echo = EchoGate(rate, margin_db=self.voice.echo_margin_db)
@@ -166,8 +166,8 @@ class VoiceLoop:
         """Hold the conversation; `backlog` = (frame, arrival time) heard before the loop could start."""
         self._set_state(State.LISTENING)
         self.last_activity = time.monotonic()  # the silence timer starts when we can listen
-        for frame, arrival in backlog or ():
-            self._on_frame(frame, arrival)
+        for early, arrival in backlog or ():
+            self._on_frame(early, arrival)
         while self.result is None:
             frame = self.line.read_frame(timeout=FRAME_MS / 1000.0)
             while (event := self.line.next_event(0)) is not None and self.result is None:
@@ -180,6 +180,7 @@ class VoiceLoop:
                 self._poll_reply(now)
                 self._check_timers(now)
         self._wind_down()
+        assert self.result is not None
         return self.result
 
     def _on_frame(self, frame: bytes, now: float) -> None:
@@ -253,20 +254,29 @@ class VoiceLoop:
                 return  # a backchannel while we speak ("mhm"): not a turn
             if self.reply is None:
                 self.reply = self._reply_to(utterance, TurnTrace(self.replies + 1, event.at), committed=False).start()
-            self.reply.trace.mark("endpoint", now)
+            if self.reply.trace is not None:
+                self.reply.trace.mark("endpoint", now)
             self._commit(self.reply)
 
     def _reply_to(self, utterance: Utterance, trace: TurnTrace, committed: bool) -> Reply:
         """The reply to a caller utterance: the opening line after a hello, else the model's answer."""
         ticket = self.transcriber.request(utterance)
-        common = dict(listen=ticket.wait, trace=trace, committed=committed)
         # only a long first utterance may be an answering machine (and only then is the LLM's word taken)
         long_first = not self.agent_has_spoken and utterance.seconds(self.rate) > LONG_GREETING_S
         screen = voicemail_screen if long_first else None
-        if not self.opening_used:
+        if not self.opening_used and self.opening is not None:
             text, audio = self.opening.line()
             reply = Reply(
-                self.replies + 1, self.playback, self.tts, self.rate, script=text, script_audio=audio, screen=screen, **common
+                self.replies + 1,
+                self.playback,
+                self.tts,
+                self.rate,
+                listen=ticket.wait,
+                script=text,
+                script_audio=audio,
+                screen=screen,
+                trace=trace,
+                committed=committed,
             )
         else:
             reply = Reply(
@@ -278,7 +288,9 @@ class VoiceLoop:
                 llm=self.llm,
                 params=self.params,
                 screen=screen,
-                **common,
+                listen=ticket.wait,
+                trace=trace,
+                committed=committed,
             )
         reply.heard_at = utterance.start
         self._ticket_of[reply] = ticket
@@ -409,8 +421,8 @@ class VoiceLoop:
         elif self.hangup_at is not None:
             if now >= self.hangup_at and not self.playback.busy(now):
                 self._finish(self.hangup_reason, CallStatus.COMPLETED)
-        elif self._idle(now) and not self.opening_used:
-            if self._opening_due(now):
+        elif self._idle(now) and not self.opening_used and self.opening is not None:
+            if self._opening_due(self.opening, now):
                 self._speak(*self.opening.line())  # a silent far end still hears why we call
         elif self._idle(now) and now - self.last_activity >= self.voice.silence_timeout_s:
             self._finish("silence timeout", CallStatus.COMPLETED)
@@ -418,9 +430,9 @@ class VoiceLoop:
     def _idle(self, now: float) -> bool:
         return self.utterance is None and self.reply is None and not self.playback.busy(now)
 
-    def _opening_due(self, now: float) -> bool:
+    def _opening_due(self, opening: Opening, now: float) -> bool:
         """Post-dial delay: carrier audio and ring-back are ignored; a silent far end gets our opening."""
-        return self.opening.speak_first or now - self.t0 >= self.voice.post_dial_delay_s
+        return opening.speak_first or now - self.t0 >= self.voice.post_dial_delay_s
 
     # ---- bookkeeping -----------------------------------------------------------------------------
 
@@ -448,17 +460,19 @@ class VoiceLoop:
 
     def _wind_down(self) -> None:
         """Stop our audio, keep what was said (a reply cut by the hang-up is recorded as cut)."""
+        result = self.result
+        assert result is not None
         reply, self.reply = self.reply, None
         if reply is not None:
             reply.cancel()
             if reply.committed:
                 self._close_reply(reply, time.monotonic(), cut=True)
-        if self.result.reason not in ("remote hang-up",) and not self.result.reason.startswith("line error"):
+        if result.reason not in ("remote hang-up",) and not result.reason.startswith("line error"):
             self.playback.cut()
         self._keep_last_words()
         self._poll_heard(HEARD_WAIT_S)
         self.transcriber.close()
-        self.result.tags = set(self.tags)
-        self.result.turns = list(self.turns)
-        self.result.latencies = list(self.latencies)
-        self.result.barge_ins = list(self.barge_ins)
+        result.tags = set(self.tags)
+        result.turns = list(self.turns)
+        result.latencies = list(self.latencies)
+        result.barge_ins = list(self.barge_ins)

@@ -129,6 +129,8 @@ class Reply:
             self.done.set()
 
     def _transcribe(self) -> str:
+        if self.listen is None:
+            return ""
         transcript = self.listen()
         if transcript is None:
             return ""
@@ -174,16 +176,17 @@ class Reply:
                 return
 
     def _speak_script(self) -> None:
+        script = self.script or ""
         audio = self.script_audio() if self.script_audio is not None else None
         if audio and not self.cancelled.is_set():
-            self.sentences.append(self.script)
+            self.sentences.append(script)
             self._mark("first_sentence")
             convert = StreamResampler(self.tts.sample_rate, self.line_rate)
             for pcm in audio:
                 self._mark("tts_first_audio")
                 self._emit(0, convert(pcm))
             return
-        self._speak(split_sentences([self.script]))
+        self._speak(split_sentences([script]))
 
     def _speak(self, sentences: Iterable[Sentence], limit: int | None = MAX_SENTENCES) -> None:
         for sentence in sentences:
