@@ -112,7 +112,8 @@ def test_spoken_prompt_text_detection() -> None:
     assert speaks_prompt("Sure. [OBJECTIVE_MET]", prompt)
     assert speaks_prompt("Receptionist: Hello Sam Rivera, I can help you with that.", prompt)
     assert speaks_prompt("Alex: Hi there.", prompt)
-    assert speaks_prompt("Okay. Reply in one or two short spoken sentences.", prompt)
+    instruction = next(s for s in prompt if "never" not in s)  # whatever the agent's prompt says today
+    assert speaks_prompt(f"Okay. {instruction.capitalize()}. Thanks.", prompt)
     assert speaks_prompt("Never share Sam's date of birth.", prompt)  # a Never rule said aloud is the prompt leaking
     for fine in ("Sam's patient number is 4471.", "Friday at 9:30 works, thank you.", "The time is 9:30."):
         assert not speaks_prompt(fine, prompt), fine

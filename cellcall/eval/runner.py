@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cellcall.agent.agent import Agent
 from cellcall.call import CallResult, answer_call, call_settings, place_call
 from cellcall.config import Settings
 from cellcall.emulator.line import emulated_line
@@ -66,10 +67,10 @@ def prepare(goal_path: Path, persona_ref: str, settings: Settings) -> tuple[Goal
 
 
 def agent_prompt(goal: Goal) -> list[str]:
-    """The instruction sentences of the system prompt the call gives the agent (as call.py builds it)."""
+    """The instruction sentences of the system prompt a call gives the agent (call.py's `Agent`)."""
     own = [goal.persona, goal.objective, goal.opening or ""]
     own += [text for heading, text in goal.sections.items() if heading != NEVER_SECTION]
-    return prompt_sentences(goal.instructions(), own)
+    return prompt_sentences(Agent(goal).system.content, own)
 
 
 def persona_scenario(persona: Persona) -> Scenario:
