@@ -233,3 +233,15 @@ def test_a_question_with_a_repeat_request_is_answered_not_parroted() -> None:
     state = converse_state(["Hello?", "Can I have the patient's full name?"])
     move = plan(brief_of(DENTIST), state, "Sorry, I didn't catch that. What is the patient's full name?")
     assert move.kind == "answer" and "Sam Taylor" in move.say
+
+
+def test_a_never_rule_protects_only_what_it_names_and_private_facts_are_never_said() -> None:
+    goal = load_goal(ROOT / "goals" / "examples" / "dentist-verify.md")
+    brief = brief_of(goal)
+    assert brief.protected() == [{"date", "birth"}]
+    assert all("1988" not in fact for fact in brief.sayable_facts())
+    state = converse_state(["Hello?"])
+    numbers = plan(brief, state, "Sure, what is the patient's name and patient number, please?")
+    assert "can't share" not in numbers.say and "4471" in numbers.say and "Sam Taylor" in numbers.say
+    birth = plan(brief, state, "And for security, can you confirm Sam's date of birth?")
+    assert "can't share" in birth.say and "1988" not in birth.say and "March" not in birth.say

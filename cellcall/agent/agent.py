@@ -74,7 +74,7 @@ class AgentView:
     def known_text(self, message: str) -> str:
         """Everything the agent may repeat: the goal's text, what the other party said, the step."""
         heard = " ".join(h.text for h in self.state.heard)
-        return " ".join((self.brief.persona, self.brief.objective, *self.brief.facts, heard, message))
+        return " ".join((self.brief.persona, self.brief.objective, *self.brief.sayable_facts(), heard, message))
 
 
 class Agent:

@@ -28,6 +28,15 @@ STOPWORDS = frozenset(
 )
 
 
+_NEVER_OBJECT = re.compile(
+    r"\b(?:share|say|tell|give|disclose|reveal|mention|confirm|read out|spell out)\s+(?:out\s+)?(.+?)(?=[,.;:!?]|\bnot\b|\beven\b|\bto\b|$)",
+    re.I,
+)
+_PRIVATE = re.compile(
+    r"\b(?:not to be (?:said|shared|spoken)|do not (?:say|share)|don'?t (?:say|share)|confidential|private)\b", re.I
+)
+
+
 def content_words(text: str) -> set[str]:
     """Lower-case words that carry meaning (for matching questions to facts and rules)."""
     return {w for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in STOPWORDS and len(w) > 1}
@@ -58,9 +67,25 @@ class Brief:
     opening: str
     hangup_when: tuple[str, ...] = field(default=())
 
-    @property
-    def speaker_label(self) -> str:
-        return self.name
+    def protected(self) -> list[set[str]]:
+        """The word sets each Never rule forbids saying ("Never share Sam's date of birth" -> {date, birth})."""
+        principal = content_words(self.principal or "") | {f"{w}'s" for w in content_words(self.principal or "")}
+        sets = []
+        for rule in self.never:
+            match = _NEVER_OBJECT.search(rule)  # the first object only: "..., not even to confirm identity" explains it
+            words = content_words(match.group(1)) - principal - {"anything", "anyone", "details"} if match else set()
+            if words:
+                sets.append(words)
+        return sets
+
+    def sayable_facts(self) -> tuple[str, ...]:
+        """Facts the agent may say: not marked private, not what a Never rule protects."""
+        protected = self.protected()
+        return tuple(
+            fact
+            for fact in self.facts
+            if not _PRIVATE.search(fact) and not any(words <= content_words(fact) for words in protected)
+        )
 
     def purpose(self) -> str:
         """The objective as a spoken sentence: "I'm calling to move Sam's cleaning ..."."""

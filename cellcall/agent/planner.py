@@ -202,7 +202,7 @@ def _answers(brief: Brief, state: Snapshot, heard: Heard) -> str:
 
 def _phone_fact(brief: Brief) -> str | None:
     """A fact that gives a phone number (never a patient or account number)."""
-    for fact in brief.facts:
+    for fact in brief.sayable_facts():
         if re.search(r"\b(?:phone|call|reach|mobile|cell)\b", fact, re.I) or re.search(r"(?:\d[\s().-]?){7,}", fact):
             return fact
     return None
@@ -213,18 +213,13 @@ def _forbidden(brief: Brief, heard: Heard) -> bool:
     asked = content_words(heard.text)
     if "birth" in heard.asks and any("birth" in rule.lower() for rule in brief.never):
         return True
-    for rule in brief.never:
-        protected = content_words(rule) - {"never", "share", "say", "tell", "give", "confirm", "agree", "anything"}
-        protected -= content_words(brief.principal or "")
-        if len(protected & asked) >= 2:
-            return True
-    return False
+    return any(words <= asked or len(words & asked) >= 2 for words in brief.protected())
 
 
 def _fact_about(brief: Brief, words: set[str], used: set[str]) -> str | None:
     """The goal fact sharing the most words with `words` (at least one)."""
     best, score = None, 0
-    for fact in brief.facts:
+    for fact in brief.sayable_facts():
         if fact in used:
             continue
         overlap = len(content_words(fact) & words)

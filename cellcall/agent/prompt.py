@@ -29,8 +29,8 @@ def system_prompt(brief: Brief) -> str:
             "something. You do not work for them and never offer them help."
         )
     lines = [role, f"Goal of the call: {brief.objective}"]
-    if brief.facts:
-        lines.append("Facts you may say: " + " ".join(brief.facts))
+    if brief.sayable_facts():
+        lines.append("Facts you may say: " + " ".join(brief.sayable_facts()))
     if brief.never:
         lines.append("Rules that always hold: " + " ".join(brief.never))
     lines.append(
