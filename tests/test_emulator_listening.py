@@ -99,7 +99,8 @@ def test_persona_listens_reasks_then_moves_on_and_hangs_up() -> None:
     assert metrics.ended_by == "far_end"
     assert script.visits == ["ask", "done"] and script.values == {"who": "alex"}
     assert [t.text for t in metrics.turns] == ["who is it", "sorry who is it please", "thanks alex bye"]
-    assert len(ears.seconds) == 2 and all(0.6 <= s <= 0.9 for s in ears.seconds), ears.seconds  # each 700 ms reply, once
+    # each 700 ms reply, once, with up to 300 ms of the quiet before and after it
+    assert len(ears.seconds) == 2 and all(0.9 <= s <= 1.4 for s in ears.seconds), ears.seconds
     v2v = metrics.voice_to_voice_ms
     assert len(v2v) == 2 and all(300 <= v <= 1500 for v in v2v), v2v
 

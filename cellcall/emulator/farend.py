@@ -152,12 +152,11 @@ class FarEndMetrics:
     @property
     def agent_utterances(self) -> list[AgentUtterance]:
         """The agent's uplink audio split into utterances (so tests can transcribe what it said)."""
-        return [AgentUtterance(s.start, s.end, self.segment_pcm(s)) for s in self.utterances]
-
-    def segment_pcm(self, segment: Segment) -> bytes:
-        """The uplink audio of one utterance (frames are counted from the start of the route)."""
         size = int(self.sample_rate * FRAME_S) * 2
-        return bytes(self.uplink[segment.first_frame * size : (segment.last_frame + 1) * size])
+        return [
+            AgentUtterance(s.start, s.end, bytes(self.uplink[s.first_frame * size : (s.last_frame + 1) * size]))
+            for s in self.utterances
+        ]
 
     @property
     def voice_to_voice_ms(self) -> list[float]:

@@ -17,11 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from cellcall.emulator.farend import FarEnd, Render
+from cellcall.emulator.farend import FRAME_S, FarEnd, Render
 from cellcall.emulator.scenario import Scenario, Sound
 
 SILENT = ""  # what the script hears when the agent says nothing for the scenario's max_wait_s
 HANGUP_PAUSE_S = 0.5  # after its last line, the far end hangs up this much later (as a person does)
+PAD_FRAMES = 15  # 300 ms of the quiet around an utterance go to the transcriber: Whisper drops soft word
+# ends ("Taylor" -> "Tay") from audio cut at the last loud frame
 
 Transcribe = Callable[[bytes, int], str]  # (s16le PCM, its sample rate) -> text
 
@@ -169,12 +171,15 @@ class ListeningFarEnd(FarEnd):
                 self._cond.wait(0.05)
 
     def _take_utterances(self) -> tuple[bytes, int]:
-        """The audio of every utterance not heard yet, back to back, and its sample rate."""
+        """The audio of every utterance not heard yet, from just before the first to just after the last
+        (the pauses between them included, as a listener hears them), and its sample rate."""
         with self._cond:
             segments = self._tracker.utterances[self._taken :]
             self._taken += len(segments)
-            pcm = b"".join(self.metrics.segment_pcm(segment) for segment in segments)
-            return pcm, self._rate
+            size = int(self._rate * FRAME_S) * 2
+            start = max(0, segments[0].first_frame - PAD_FRAMES) * size
+            end = (segments[-1].last_frame + 1 + PAD_FRAMES) * size
+            return bytes(self.metrics.uplink[start:end]), self._rate
 
 
 def listening_far_end(

@@ -143,6 +143,7 @@ def run_once(goal: Goal, persona: Persona, settings: Settings, engines: Engines,
     if errors:  # a far end that broke measured nothing: never count the run as a success
         score.failures += [f"far end: {error}" for error in errors]
         score.success = False
+    (result.folder / "eval.json").write_text(json.dumps(score.to_json(), indent=2) + "\n", encoding="utf-8")
     return score
 
 
