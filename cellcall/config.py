@@ -65,10 +65,10 @@ class VoiceSettings:
 @dataclass
 class SttSettings:
     backend: str = "faster-whisper"
-    model: str = "tiny.en"  # tiny.en | base | path to a CTranslate2 model folder
+    model: str = "base"  # base | tiny.en | path to a CTranslate2 model folder
     threads: int = 2
     beam_size: int = 1
-    incremental: bool = True
+    window_s: float = 5.0  # pad audio to this many seconds (CTranslate2 direct); 0 or 30 = transcribe(), 30 s
 
 
 @dataclass

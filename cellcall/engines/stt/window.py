@@ -1,0 +1,104 @@
+"""Whisper on a short window: CTranslate2 called directly with the audio padded to ~5 s, not 30 s.
+
+faster-whisper 1.2.1 pads every input to 30 s (its `generate_segments` trims/pads to 3000 mel
+frames whatever `chunk_length` says), so a one-word turn costs as much encoder time as a 30 s one.
+CTranslate2 itself accepts shorter features, so this module runs the encoder on a window just long
+enough for the turn and decodes greedily with a length bound derived from the duration. Whisper's
+decoder can loop on a short context; every output is checked (`is_degenerate`) and a degenerate one
+is decoded again the normal way by the caller. Measured on a 2-core Xeon: base, 1-3 s clips,
+65 ms against 307 ms for tiny.en through `transcribe()` (../shared/reference/latency-levers.md).
+
+Stateless apart from the model it is given; the owning transcriber serialises calls.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from cellcall.engines import EngineError
+
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
+WHISPER_RATE = 16000
+FULL_WINDOW_S = 30.0  # Whisper's trained input length; longer turns take the transcribe() path
+TOKENS_PER_S = 7  # bound on decoded tokens per second of audio (fast speech is ~4-5)
+SPARE_TOKENS = 8
+MAX_COMPRESSION_RATIO = 1.8  # looped text compresses well; real short turns stay near 1
+MIN_REPEAT_WORDS = 3
+_STUTTER = re.compile(r"(\D{1,4}?)\1{3,}")  # a short non-digit unit 4+ times: "ill-s-e-e-e-e"; digits repeat in numbers
+_HOP = 160  # mel frame hop at 16 kHz
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    text: str
+    hit_bound: bool  # the decoder used every token it was allowed: it was still going (a loop)
+
+
+def window_for(duration_s: float, window_s: float) -> float | None:
+    """Seconds to pad `duration_s` of audio to: the next multiple of `window_s`, None past 30 s."""
+    if window_s <= 0 or duration_s > FULL_WINDOW_S:
+        return None
+    return min(FULL_WINDOW_S, max(1, math.ceil(duration_s / window_s)) * window_s)
+
+
+def max_tokens_for(duration_s: float) -> int:
+    """How many text tokens a decode of `duration_s` seconds may produce."""
+    return int(TOKENS_PER_S * duration_s) + SPARE_TOKENS
+
+
+def compression_ratio(text: str) -> float:
+    data = text.encode("utf-8")
+    return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def has_repeated_phrase(text: str, min_words: int = MIN_REPEAT_WORDS) -> bool:
+    """A phrase of `min_words` or more words said twice in a row ("to the shop to the shop")."""
+    words = re.sub(r"[^\w' ]", " ", text.lower()).split()
+    for size in range(min_words, len(words) // 2 + 1):
+        for start in range(len(words) - 2 * size + 1):
+            if words[start : start + size] == words[start + size : start + 2 * size]:
+                return True
+    return False
+
+
+def has_stutter(text: str) -> bool:
+    """The decoder looping on a few characters, too short for the compression ratio to notice."""
+    return _STUTTER.search(text) is not None
+
+
+def is_degenerate(result: WindowResult) -> bool:
+    """The short-window output looks like a decoder loop, so it must be decoded again over 30 s.
+
+    A false alarm only costs one 30 s decode (~0.5 s); a missed loop puts garbage in the LLM's prompt."""
+    text = result.text
+    return result.hit_bound or has_repeated_phrase(text) or has_stutter(text) or compression_ratio(text) > MAX_COMPRESSION_RATIO
+
+
+def decode_window(model: WhisperModel, audio: np.ndarray, window_s: float, language: str, beam_size: int) -> WindowResult:
+    """Transcribe 16 kHz float `audio` padded to `window_s` seconds, with the decode bounded by its length."""
+    from ctranslate2 import StorageView
+    from faster_whisper.tokenizer import Tokenizer
+
+    try:
+        tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe", language=language)
+    except ValueError as exc:
+        raise EngineError(f"whisper has no language {language!r}: {exc}") from exc
+    frames = int(window_s * WHISPER_RATE) // _HOP
+    frames -= frames % 2  # the encoder's stride-2 convolution wants an even frame count
+    padded = np.zeros(frames * _HOP, dtype=np.float32)
+    padded[: min(len(audio), len(padded))] = audio[: len(padded)]
+    features = model.feature_extractor(padded, padding=0)[:, :frames]
+    encoded = model.model.encode(StorageView.from_array(np.ascontiguousarray(features[None])), to_cpu=False)
+    prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+    allowed = max_tokens_for(len(audio) / WHISPER_RATE)
+    result = model.model.generate(encoded, [prompt], beam_size=beam_size, max_length=len(prompt) + allowed)[0]
+    tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+    return WindowResult(tokenizer.decode(tokens).strip(), len(result.sequences_ids[0]) >= allowed)
