@@ -202,3 +202,22 @@ def test_a_question_the_facts_cannot_answer_goes_to_the_model_and_its_bad_words_
     assert llm.prompts, "the model was asked"
     assert "How can I help" not in said and "(" not in said and "Receptionist" not in said
     assert "I'm sorry, I don't know that." in said
+
+
+def test_a_finished_question_is_answered_before_the_endpoint_and_a_trailing_number_is_waited_for() -> None:
+    script = Script(
+        [
+            Say("Bright Smile Dental.", 0.8, pause_s=0.2, wait_for_agent=False),
+            Say("What is this about?", 1.0),
+            Say("Okay, my number is", 0.9),  # then 650 ms of silence: past the 500 ms endpoint
+            Say("four one five, five five five, zero one nine nine. Would that work?", 1.6, pause_s=0.65, wait_for_agent=False),
+            Say("Bye.", 0.5),
+        ],
+        hangup_when_done=True,
+    )
+    result, line, _, events = run_call(script, voice=VoiceSettings(post_dial_delay_s=1.0, silence_timeout_s=3.0))
+    endpoints = [lat.endpoint_ms for lat in events.latencies if lat.endpoint_ms is not None]
+    assert endpoints and min(endpoints) < 450, endpoints  # "What is this about?" answered at ~300 ms, not 500
+    callers = [turn.text for turn in result.turns if turn.speaker is Speaker.CALLER]
+    assert not any(turn.text == "Okay, my number is" for turn in result.turns), callers  # never answered mid-number
+    assert any("0199" in text or "zero one nine nine" in text for text in callers)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cellcall.agent.agent import Agent
+from cellcall.agent.turn_end import turn_finished
 from cellcall.config import VoiceSettings
 from cellcall.engines import ChatModel, Synthesizer, Transcriber
 from cellcall.line import FRAME_MS, Line, LineEvent, LineEventKind
@@ -38,6 +39,8 @@ VOICEMAIL_WORDS = re.compile(
     r"voice ?mail|mailbox|can'?t (?:take|come to) (?:your|the) (?:call|phone)",
     re.I,
 )
+EARLY_COMMIT_MS = 100  # after the speculative pause, a turn whose words are finished is answered this much later
+HOLD_MS = 400  # past the endpoint, a turn whose words trail off ("my number is ...") waits this much longer
 HEARD_WAIT_S = 1.5  # at the end of a call, how long to wait for the last words' transcripts (the report must not wait)
 
 
@@ -147,6 +150,9 @@ class VoiceLoop:
         self._state: State | None = None
         self._ticket_of: dict[Reply, Ticket] = {}  # the transcription behind each reply
         self._heard: list[tuple[Ticket, float]] = []  # committed caller turns whose words are on their way
+        self._paused_at: float | None = None  # when the current turn's speculative pause began
+        self._hold_until: float | None = None  # the endpoint, deferred because the words trail off
+        self._early: Utterance | None = None  # a turn answered early: the caller may still go on with it
 
     def _setup(self, rate: int) -> None:
         """Rate-dependent parts; redone if the line's measured rate (8 or 16 kHz) differs at the first frame."""
@@ -200,6 +206,22 @@ class VoiceLoop:
             self.utterance.feed(frame)
         if event is not None and event.kind is not EndpointKind.SPEECH_START:
             self._on_endpoint(event, now)
+        self._turn_end_by_words(now)
+
+    def _turn_end_by_words(self, now: float) -> None:
+        """Answer a finished question at ~300 ms; end a held turn when its extra wait is over."""
+        reply, utterance = self.reply, self.utterance
+        if reply is None or reply.committed or utterance is None:
+            return
+        if self._hold_until is not None:
+            if now >= self._hold_until:
+                self._end_turn(utterance, reply, now)
+            return
+        paused = self._paused_at
+        if paused is not None and (now - paused) * 1000 >= EARLY_COMMIT_MS and turn_finished(reply.user_text):
+            self.endpointer.reset()
+            self._early = utterance
+            self._end_turn(utterance, reply, now)
 
     def _watch_barge_in(self, caller: bool, now: float) -> None:
         """N ms of caller speech (echo excluded) over our own audio stops it at once."""
@@ -228,11 +250,25 @@ class VoiceLoop:
 
     def _on_speech_start(self, event: EndpointEvent) -> None:
         reply = self.reply
+        preroll = b"".join(self._preroll)
+        if self._hold_until is not None and self.utterance is not None:
+            # the words trailed off and the caller went on: one turn, answered once it really ends
+            self._hold_until = None
+            if reply is not None and not reply.committed:
+                reply.cancel()
+                self.reply = None
+            return
         if reply is not None and reply.committed and reply.first_audio_at is None:
-            # the caller went on before we said a word: drop the answer, keep what they said
+            # the caller went on before we said a word: drop the answer; an early answered turn goes on
             reply.cancel()
-            self._close_reply(reply, event.at, cut=True)
-        self.utterance = Utterance(event.at, preroll=b"".join(self._preroll))
+            self._close_reply(reply, event.at, cut=True, heard_again=self._early is not None)
+            if self._early is not None:
+                self.utterance, self._early = self._early, None
+                self.utterance.feed(preroll)
+                return
+        self._early = None
+        self._paused_at = None
+        self.utterance = Utterance(event.at, preroll=preroll)
         if self.reply is None:
             self._set_state(State.LISTENING)
 
@@ -241,22 +277,34 @@ class VoiceLoop:
         if utterance is None:
             return
         if event.kind is EndpointKind.SPECULATIVE:
+            self._paused_at = now
             if self.speculate and self.reply is None and not self.transcriber.busy():
                 trace = TurnTrace(self.replies + 1, speech_end=event.at)
                 self.reply = self._reply_to(utterance, trace, committed=False).start()
         elif event.kind is EndpointKind.RESUMED:
+            self._paused_at = None
             if self.reply is not None and not self.reply.committed:
                 self.reply.cancel()
                 self.reply = None
         elif event.kind is EndpointKind.END_OF_TURN:
-            self.utterance = None
             if self.reply is not None and self.reply.committed:
+                self.utterance = None
                 return  # a backchannel while we speak ("mhm"): not a turn
             if self.reply is None:
                 self.reply = self._reply_to(utterance, TurnTrace(self.replies + 1, event.at), committed=False).start()
-            if self.reply.trace is not None:
-                self.reply.trace.mark("endpoint", now)
-            self._commit(self.reply)
+            elif turn_finished(self.reply.user_text) is False and self._hold_until is None:
+                self._hold_until = now + HOLD_MS / 1000  # "my number is four one five ...": give them a moment
+                return
+            self._end_turn(utterance, self.reply, now)
+
+    def _end_turn(self, utterance: Utterance, reply: Reply, now: float) -> None:
+        """The caller's turn is over: the reply to it plays as soon as it has audio."""
+        if self.utterance is utterance:
+            self.utterance = None
+        self._paused_at = self._hold_until = None
+        if reply.trace is not None:
+            reply.trace.mark("endpoint", now)
+        self._commit(reply)
 
     def _reply_to(self, utterance: Utterance, trace: TurnTrace, committed: bool) -> Reply:
         """The reply to a caller utterance: the opening line after a hello, else the model's answer."""
@@ -342,13 +390,15 @@ class VoiceLoop:
             if text:
                 self._record(Speaker.CALLER, text, start - self.t0)
 
-    def _close_reply(self, reply: Reply, now: float, cut: bool) -> None:
-        """The reply is over (played out, or cut): record what was said and act on its tags."""
+    def _close_reply(self, reply: Reply, now: float, cut: bool, heard_again: bool = False) -> None:
+        """The reply is over (played out, or cut): record what was said and act on its tags.
+
+        `heard_again`: the caller's words behind it are still growing and will be answered whole."""
         if self.reply is reply:
             self.reply = None
         self._ticket_of.pop(reply, None)
         spoken = reply.spoken_text()
-        if reply.sentences:
+        if reply.sentences and (spoken or not cut):  # a reply dropped before its first word was never said
             self._record(
                 Speaker.AGENT,
                 reply.full_text(),
@@ -360,7 +410,7 @@ class VoiceLoop:
             latency = reply.trace.latency()
             self.latencies.append(latency)
             self.listener.on_latency(latency)
-        heard = reply.user_text if reply.listen is not None else None
+        heard = reply.user_text if reply.listen is not None and not heard_again else None
         kind = "opening" if reply.script is not None else None
         self.agent.observe(heard, spoken if cut else reply.full_text(), reply.agent_turn, kind)
         self.tags |= reply.tags
