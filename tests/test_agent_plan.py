@@ -245,3 +245,20 @@ def test_a_never_rule_protects_only_what_it_names_and_private_facts_are_never_sa
     assert "can't share" not in numbers.say and "4471" in numbers.say and "Sam Taylor" in numbers.say
     birth = plan(brief, state, "And for security, can you confirm Sam's date of birth?")
     assert "can't share" in birth.say and "1988" not in birth.say and "March" not in birth.say
+
+
+def test_a_call_back_request_is_not_mistaken_for_the_whereabouts_rule_and_the_message_reads_back_cleanly() -> None:
+    moves = converse(
+        INBOUND,
+        [
+            "Hi, this is Jordan Lee from Bright Smile Dental.",
+            "I'm calling because Sam's cleaning next Tuesday has to be moved. Could you ask Sam to call me back?",
+            "Numbers 415-555-0188",
+        ],
+    )
+    assert [m.kind for m in moves] == ["ask-reason", "ask-phone", "close-message"]
+    assert "can't say" not in moves[1].say
+    assert (
+        "that you called because Sam's cleaning next Tuesday has to be moved, and to call you back at 415-555-0188"
+        in moves[2].say
+    )

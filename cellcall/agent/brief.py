@@ -37,6 +37,9 @@ _PRIVATE = re.compile(
 )
 
 
+GENERIC = frozenset("anything anyone details back there here now home time today later number".split())  # too common to protect
+
+
 def content_words(text: str) -> set[str]:
     """Lower-case words that carry meaning (for matching questions to facts and rules)."""
     return {w for w in re.findall(r"[a-z0-9']+", text.lower()) if w not in STOPWORDS and len(w) > 1}
@@ -73,7 +76,7 @@ class Brief:
         sets = []
         for rule in self.never:
             match = _NEVER_OBJECT.search(rule)  # the first object only: "..., not even to confirm identity" explains it
-            words = content_words(match.group(1)) - principal - {"anything", "anyone", "details"} if match else set()
+            words = content_words(match.group(1)) - principal - GENERIC if match else set()
             if words:
                 sets.append(words)
         return sets

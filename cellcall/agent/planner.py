@@ -284,7 +284,7 @@ def _forbidden_inbound(brief: Brief, heard: Heard) -> bool:
 
 
 _SWAPS = (
-    (r"\bi'?m calling (?:about|regarding|because|to|for)\s*", "you called about "),
+    (r"\bi'?m calling (about|regarding|because|to|for)\b", r"you called \1"),
     (r"\bi'?d\b", "you'd"),
     (r"\bi'?m\b", "you're"),
     (r"\bi am\b", "you are"),
@@ -296,7 +296,7 @@ _SWAPS = (
 
 
 def _third_person(reason: str) -> str:
-    text = reason.strip().rstrip(".!?")
+    text = re.split(r"(?<=[.!?])\s+", reason.strip())[0].rstrip(".!?")  # the reason's first sentence
     for pattern, replacement in _SWAPS:
         text = re.sub(pattern, replacement, text, flags=re.I)
     text = text[:1].lower() + text[1:]
