@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cellcall.bench.load import busy_load, load_text
 from cellcall.bench.report import write_section
 from cellcall.call import place_call
 from cellcall.config import Settings
@@ -92,8 +93,10 @@ def run_bench(
     repeat: int = 1,
     goal_path: Path = DEFAULT_GOAL,
     doc: Path = Path("docs/benchmarks.md"),
+    load: int = 0,
 ) -> str:
-    """Run the calls, print-ready markdown back; also written to docs/benchmarks.md (section "calls")."""
+    """Run the calls, print-ready markdown back; also written to docs/benchmarks.md (section "calls", or
+    "calls-load-N" with N spinning processes beside them)."""
     for name in scenarios:
         load_scenario(name)  # a misspelt scenario fails now, not after minutes of calls
     engines = shared_engines(settings)
@@ -101,15 +104,18 @@ def run_bench(
     engines.stt(), engines.tts(), engines.llm()  # measured calls start with the models loaded, as in `watch`
     usage0, wall0 = resource.getrusage(resource.RUSAGE_SELF), time.monotonic()
     runs: list[ScenarioRun] = []
-    with tempfile.TemporaryDirectory(prefix="cellcall-bench-") as outbox:
+    before = load_text()
+    with tempfile.TemporaryDirectory(prefix="cellcall-bench-") as outbox, busy_load(load):
         settings = copy.deepcopy(settings)
         settings.paths.outbox = outbox  # bench calls never land in the user's outbox or dial ledger
         for _ in range(repeat):
             runs.extend(run_scenario(goal_path, settings, name) for name in scenarios)
+        after = load_text()
     usage1, wall = resource.getrusage(resource.RUSAGE_SELF), time.monotonic() - wall0
     cpu = (usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime) / wall
-    markdown = render(runs, cpu, usage1.ru_maxrss / 1024.0, settings)
-    write_section(doc, "calls", markdown)
+    busy = f"{load} spinning processes beside the calls; " if load else ""
+    markdown = render(runs, cpu, usage1.ru_maxrss / 1024.0, settings) + f"\n\n{busy}{before} at the start, {after} at the end."
+    write_section(doc, f"calls-load-{load}" if load else "calls", markdown)
     return markdown
 
 

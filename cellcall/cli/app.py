@@ -363,6 +363,7 @@ def bench_conversation(
 def bench_calls(
     scenarios: str = typer.Option("dentist,barge-in,echo", "--scenarios", help="Comma-separated emulator scenarios."),
     repeat: int = typer.Option(1, "--repeat", min=1, help="Calls per scenario."),
+    load: int = typer.Option(0, "--load", min=0, help="Spinning processes beside the calls (a busy box, on purpose)."),
 ) -> None:
     """Real-time calls on the emulator with the real models: latency, barge-in, echo, underruns, CPU, memory."""
     from cellcall.bench.calls import run_bench
@@ -370,7 +371,7 @@ def bench_calls(
     from cellcall.emulator.scenario import ScenarioError
 
     try:
-        markdown = run_bench(settings(), [s.strip() for s in scenarios.split(",") if s.strip()], repeat)
+        markdown = run_bench(settings(), [s.strip() for s in scenarios.split(",") if s.strip()], repeat, load=load)
     except ScenarioError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
