@@ -354,7 +354,7 @@ class _Session:
             llm = None
         summary = summarize_call(llm, record.objective, record.turns, tags)
         record.summary, record.outcome = summary.summary, summary.outcome
-        record.objective_met = summary.objective_met
+        record.objective_met, record.objective_evidence = summary.objective_met, summary.evidence
         record.facts, record.next_steps = summary.facts, summary.next_steps
 
 

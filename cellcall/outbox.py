@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from cellcall.names import safe_name
-from cellcall.record import CallRecord, CallStatus, Direction, ObjectiveMet, Speaker, Turn, TurnLatency
+from cellcall.record import CallRecord, CallStatus, Direction, Evidence, Fact, ObjectiveMet, Speaker, Turn, TurnLatency
 from cellcall.templating import escape_md, render_template, template_macros
 from cellcall.trace import summarize
 from cellcall.voice.audio import samples, write_wav
@@ -211,8 +211,15 @@ def read_record(path: Path) -> CallRecord:
         started=datetime.fromisoformat(data["started"]),
         turns=[_from_json(Turn, {**row, "speaker": Speaker(row["speaker"])}) for row in data.get("turns", [])],
         latency=[_from_json(TurnLatency, row) for row in data.get("latency", [])],
+        objective_evidence=[_from_json(Evidence, row) for row in data.get("objective_evidence") or []],
+        facts=[_fact(item) for item in data.get("facts") or []],
     )
     return CallRecord(**values)
+
+
+def _fact(item: Any) -> Fact:
+    """A fact from call.json; reports written before facts were quoted hold plain strings."""
+    return _from_json(Fact, item) if isinstance(item, dict) else Fact(str(item))
 
 
 def _from_json(cls: type, row: dict[str, Any]) -> Any:

@@ -50,6 +50,23 @@ class Turn:
 
 
 @dataclass
+class Evidence:
+    """A verbatim sentence of the other party's turn `turn` that backs the objective verdict."""
+
+    turn: int
+    quote: str
+
+
+@dataclass
+class Fact:
+    """Something learned on the call: `text` in short, `quote` verbatim from turn `turn` (None: an old report)."""
+
+    text: str
+    turn: int | None = None
+    quote: str = ""
+
+
+@dataclass
 class TurnLatency:
     """Milliseconds from the end of the caller's speech, per agent reply. None = not reached."""
 
@@ -85,11 +102,12 @@ class CallRecord:
     goal_path: str | None = None
     objective: str = ""
     objective_met: ObjectiveMet = ObjectiveMet.UNKNOWN
+    objective_evidence: list[Evidence] = field(default_factory=list)  # what the other party said, verbatim
     duration_s: float = 0.0
     hangup_reason: str = ""  # e.g. "agent [HANGUP]", "remote hang-up", "silence timeout", "policy: ..."
     summary: str = ""
     outcome: str = ""
-    facts: list[str] = field(default_factory=list)
+    facts: list[Fact] = field(default_factory=list)
     next_steps: list[str] = field(default_factory=list)
     turns: list[Turn] = field(default_factory=list)
     latency: list[TurnLatency] = field(default_factory=list)

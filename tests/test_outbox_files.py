@@ -14,8 +14,8 @@ import frontmatter
 import numpy as np
 import pytest
 
-from cellcall.outbox import CallLookupError, CallOutbox, find_call, list_calls, read_record
-from cellcall.record import CallRecord, CallStatus, Direction, ObjectiveMet, Speaker, Turn, TurnLatency
+from cellcall.outbox import CallLookupError, CallOutbox, find_call, list_calls, read_record, render_report
+from cellcall.record import CallRecord, CallStatus, Direction, Evidence, Fact, ObjectiveMet, Speaker, Turn, TurnLatency
 
 START = datetime(2026, 11, 24, 19, 1, 2, tzinfo=UTC)
 
@@ -108,7 +108,8 @@ def test_finalize_is_idempotent_and_complete(tmp_path: Path) -> None:
 def test_call_json_round_trips_the_record(tmp_path: Path) -> None:
     rec = record(
         objective="Move it",
-        facts=["Friday"],
+        objective_evidence=[Evidence(2, "You're booked for Friday.")],
+        facts=[Fact("Friday", 2, "You're booked for Friday."), Fact("old style, no quote")],
         next_steps=["calendar"],
         tags=["demo"],
         error=None,
@@ -126,6 +127,16 @@ def test_read_record_ignores_unknown_fields(tmp_path: Path) -> None:
     data["turns"] = [{"index": 0, "speaker": "caller", "text": "x", "at_s": 1.0, "new_field": True}]
     (tmp_path / "call.json").write_text(json.dumps(data))
     assert read_record(tmp_path / "call.json").turns[0].text == "x"
+
+
+def test_an_old_call_json_with_plain_string_facts_and_no_evidence_still_reads(tmp_path: Path) -> None:
+    data = record().to_json()
+    data["facts"] = ["Friday 9 am is open"]
+    del data["objective_evidence"]
+    (tmp_path / "call.json").write_text(json.dumps(data))
+    old = read_record(tmp_path / "call.json")
+    assert old.facts == [Fact("Friday 9 am is open", None, "")] and old.objective_evidence == []
+    assert "- Friday 9 am is open\n" in render_report(old)
 
 
 def test_audio_has_caller_left_agent_right_padded(tmp_path: Path) -> None:

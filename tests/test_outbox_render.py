@@ -9,7 +9,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from cellcall.outbox import escape_md, render_latency, render_report, render_transcript
-from cellcall.record import CallRecord, CallStatus, Direction, ObjectiveMet, Speaker, Turn, TurnLatency
+from cellcall.record import CallRecord, CallStatus, Direction, Evidence, Fact, ObjectiveMet, Speaker, Turn, TurnLatency
 
 HOSTILE = [
     "<script>alert('x')</script>",
@@ -46,7 +46,8 @@ def hostile_record(text: str, status: CallStatus = CallStatus.COMPLETED) -> Call
         hangup_reason=f"remote hang-up {text}",
         summary=f"summary {text}",
         outcome=f"outcome {text}",
-        facts=[text, "Friday 10 am works"],
+        objective_evidence=[Evidence(2, text)],
+        facts=[Fact(text, 2, text), Fact("Friday 10 am works")],
         next_steps=[text],
         turns=[
             Turn(0, Speaker.SYSTEM, "answered", 0.0),

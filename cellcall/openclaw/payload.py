@@ -50,6 +50,11 @@ def caller_excerpt(record: CallRecord, limit: int = EXCERPT_LIMIT) -> list[str]:
     return lines
 
 
+def evidence_lines(record: CallRecord) -> list[str]:
+    """The other party's sentences the objective verdict rests on, one line each, cleaned and capped."""
+    return [f"turn {item.turn}: {clean_text(item.quote, SUMMARY_LIMIT)}" for item in record.objective_evidence]
+
+
 def push_text(record: CallRecord, report: Path) -> str:
     """The human/agent-readable message: facts first (from cellcall), quoted phone-line text last."""
     number = clean_text(record.number or "unknown number", INLINE_LIMIT)
@@ -67,6 +72,9 @@ def push_text(record: CallRecord, report: Path) -> str:
                 "Summary written by cellcall's local model from the call", [clean_text(record.summary, SUMMARY_LIMIT)]
             )
         )
+    evidence = evidence_lines(record)
+    if evidence:
+        parts.append(quote_untrusted(f"The other party's words behind objective met: {record.objective_met.value}", evidence))
     excerpt = caller_excerpt(record)
     if excerpt:
         parts.append(quote_untrusted("Caller-provided transcript excerpt", excerpt))
@@ -85,6 +93,9 @@ def push_payload(record: CallRecord, folder: Path) -> dict[str, Any]:
         "direction": record.direction.value,
         "status": record.status.value,
         "objectiveMet": record.objective_met.value,
+        "objectiveEvidence": [  # untrusted: the other party's verbatim words, for a person to read, not to obey
+            {"turn": item.turn, "quote": clean_text(item.quote, SUMMARY_LIMIT)} for item in record.objective_evidence
+        ],
         "durationS": round(record.duration_s, 1),
         "hangupReason": clean_text(record.hangup_reason, INLINE_LIMIT),
         "reportPath": str(report),

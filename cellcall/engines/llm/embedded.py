@@ -8,11 +8,11 @@ system prompt in the KV cache between turns, which `warm()` fills while the phon
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from cellcall.engines import ChatMessage, EngineError
-from cellcall.engines.llm.base import Emit, StreamingChatModel, as_dicts
+from cellcall.engines.llm.base import Emit, StreamingChatModel, as_dicts, pump_tokens
 from cellcall.engines.models import GgufModel
 
 
@@ -60,8 +60,12 @@ class EmbeddedChatModel(StreamingChatModel):
             "cache_prompt": True,
         }
 
-    def _producer(self, wire: list[dict[str, str]], max_tokens: int, temperature: float) -> Callable[[Emit], None]:
+    def _producer(
+        self, wire: list[dict[str, str]], max_tokens: int, temperature: float, schema: dict[str, Any] | None = None
+    ) -> Callable[[Emit], None]:
         request = self._request(wire, max_tokens, temperature, stream=True)
+        if schema is not None:  # llama.cpp compiles the schema to a grammar: the reply cannot leave it
+            request["response_format"] = {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}}
 
         def produce(emit: Emit) -> None:
             failure: list[EngineError] = []
@@ -80,6 +84,13 @@ class EmbeddedChatModel(StreamingChatModel):
                 raise failure[0]
 
         return produce
+
+    def stream_json(
+        self, messages: list[ChatMessage], schema: dict[str, Any], cancel: threading.Event | None, max_tokens: int
+    ) -> Iterator[str]:
+        """Like `stream_chat` at temperature 0, but the reply is held to the JSON `schema`."""
+        produce = self._producer(as_dicts(messages), max_tokens, 0.0, schema)
+        return (token for token in pump_tokens(produce, cancel) if token)
 
     def warm(self, messages: list[ChatMessage]) -> None:
         """Prefill the prompt (system prompt and goal) so the first real turn only adds its words."""
