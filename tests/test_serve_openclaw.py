@@ -19,10 +19,9 @@ from runner_support import goal_text, wait_for
 from serve_support import BUSY, TOKEN, serve_settings, served
 from test_openclaw_cli import openclaw_env
 
-from cellcall.call import place_call
-from cellcall.engines.cache import shared_engines
-from cellcall.openclaw.notify import wait_for_deliveries
+from cellcall.openclaw.notify import queue_for, wait_for_deliveries
 from cellcall.openclaw.setup import install_skill, skill_text
+from cellcall.watch.runner import default_call_fns
 
 pytestmark = [pytest.mark.openclaw, pytest.mark.slow]
 
@@ -56,10 +55,7 @@ def test_a_call_placed_the_skills_way_pushes_its_outcome_to_the_gateway(
         settings = serve_settings(tmp_path)
         settings.llm.backend = "embedded"
         settings.openclaw.enabled, settings.openclaw.url, settings.openclaw.token = True, gateway.url, hooks_token
-        engines = shared_engines(settings)
-
-        def place(goal, line, observer, stop):  # the real call, as `cellcall serve` makes it
-            return place_call(goal, settings, line, engines=engines, stop=stop, observer=observer)
+        place, _, _ = default_call_fns(settings)  # the real call and its push, as `cellcall serve` makes them
 
         (tmp_path / "dentist.md").write_text(goal_text(objective="Move the cleaning to Friday"))
         with served(settings, tmp_path / "goals", place, scenario=BUSY) as (api, emulator):
@@ -89,6 +85,7 @@ def test_a_call_placed_the_skills_way_pushes_its_outcome_to_the_gateway(
             record = api.call(call_id)["record"]
         assert "status: busy" in report and record["status"] == "busy"
         assert wait_for_deliveries(30)
+        assert queue_for(settings).entries() == [], [(e.state, e.last_error) for e in queue_for(settings).entries()]
         recorder.wait_for(f"Call id: {record['call_id']}")
         recorder.wait_for("cellcall: outbound call to +14155550132", timeout_s=5)
         assert TOKEN not in gateway.logs()

@@ -24,10 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cellcall.call import refuse_call
 from cellcall.config import Settings
 from cellcall.goal import Goal, GoalError, parse_goal
 from cellcall.names import safe_name
+from cellcall.openclaw.notify import PushToOpenClaw
 from cellcall.policy import DialLedger, PolicyRefusal, check_dial
 from cellcall.serve.auth import token_id
 from cellcall.watch.inbox import STATE_DIR, atomic_write_json, read_json, utcnow
@@ -113,6 +116,12 @@ class CallDesk:
             goal = parse_goal(text, name, path, self.settings.policy.default_country)
         except GoalError as exc:
             raise BadRequest(422, goal_errors(exc)) from None
+        except yaml.YAMLError as exc:  # a few YAML reader errors (control characters) get past parse_goal
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 2 if mark is not None else None  # the frontmatter starts on line 2
+            raise BadRequest(
+                422, [{"line": line, "message": f"frontmatter is not valid YAML: {str(exc).splitlines()[0]}"}]
+            ) from None
         problems = []
         if goal.direction == "inbound":
             problems.append(f"direction is inbound: an inbound goal answers calls; save it as {self.settings.inbound.goal}")
@@ -130,7 +139,7 @@ class CallDesk:
         entry = {"call_id": call_id, "goal": goal.name, "number": goal.number, "created": utcnow().isoformat()}
         refusal = self._lasting_refusal(goal)
         if refusal is not None:
-            result = refuse_call(goal, self.settings, refusal)
+            result = refuse_call(goal, self.settings, refusal, observer=PushToOpenClaw(self.settings))  # as watch pushes
             body = {"call_id": call_id, "goal": goal.name, "status": "refused", "reason": refusal.reason}
             atomic_write_json(self.calls_dir / f"{call_id}.json", entry | {"status": "refused", "outbox": str(result.folder)})
             self._remember(key_file, digest, 403, body)
