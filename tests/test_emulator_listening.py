@@ -15,7 +15,7 @@ import pytest
 from emulator_client import AtClient, AudioClient, loud_spans, tone
 
 from cellcall.emulator.farend import speech_rms, tone_pcm
-from cellcall.emulator.listening import listening_far_end
+from cellcall.emulator.listening import ListeningFarEnd, Reaction, listening_far_end
 from cellcall.emulator.modem import ModemEmulator
 from cellcall.emulator.scenario import Noise, Scenario, ScenarioLine, Sound
 from cellcall.eval.persona import parse_persona
@@ -146,3 +146,68 @@ def test_line_noise_is_mixed_in_at_the_requested_snr() -> None:
     assert before.size and not before.any()  # no noise before the far end first speaks (nothing to refer it to)
     measured = 20 * np.log10(speech_rms(beeps(text), 8000) / np.sqrt(np.mean(after**2)))
     assert 9.0 <= measured <= 11.0, measured
+
+
+class RecordingScript:
+    """A script that says one line on start and records what it hears."""
+
+    def __init__(self) -> None:
+        self.heard: list[str] = []
+
+    def start(self) -> Reaction:
+        return Reaction("go on")
+
+    def hear(self, text: str, spoken_over: bool = False) -> Reaction:
+        self.heard.append(text)
+        return Reaction(None)
+
+    def interrupt_after_ms(self) -> int | None:
+        return None
+
+    def interrupt(self) -> Reaction:
+        return Reaction(None)
+
+
+def test_clicks_are_not_words_and_padding_never_hears_audio_twice() -> None:
+    """Fed straight through the modem-facing `uplink` (no ports, faster than real time)."""
+    ears, script = FakeEars("hello", "first part", "second part"), RecordingScript()
+    farend = ListeningFarEnd(
+        Scenario(max_wait_s=30, quiet_ms=400),
+        beeps,
+        lambda: None,
+        lambda _: None,
+        script=script,
+        transcribe=ears,
+        prepared=[],
+        speaks_first=False,
+    )
+    farend.route(time.monotonic(), 8000)
+    farend.answered()
+    frame, quiet = tone(20, hz=300), bytes(320)
+
+    def say(ms: int, then_quiet_ms: int) -> None:
+        farend.uplink(frame * (ms // 20) + quiet * (then_quiet_ms // 20), None)
+
+    def wait_for(calls: int) -> None:
+        deadline = time.monotonic() + 5
+        while len(ears.seconds) < calls:
+            assert time.monotonic() < deadline, ears.seconds
+            time.sleep(0.01)
+
+    say(600, 600)  # the greeting it waits for before its first line
+    wait_for(1)
+    deadline = time.monotonic() + 5
+    while not farend.metrics.turns or time.monotonic() < farend.metrics.turns[0].ended_at + 0.1:  # "go on" said
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    say(40, 600)  # a click: not transcribed, not an answer
+    say(300, 440)  # words, then a pause long enough to end the utterance...
+    wait_for(2)
+    say(300, 600)  # ...and more words: the padding of both takes would overlap in the 440 ms between them
+    wait_for(3)
+    farend.ended("host")
+    assert farend.wait_finished(5)
+    fed = (600 + 600 + 40 + 600 + 300 + 440 + 300 + 600) / 1000
+    assert len(ears.seconds) == 3 and sum(ears.seconds) <= fed, ears.seconds
+    assert ears.seconds[2] < 0.3 + 0.44 + 0.3, ears.seconds  # the second take starts where the first ended
+    assert script.heard == ["first part", "second part"]

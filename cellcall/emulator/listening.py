@@ -6,7 +6,8 @@ next, so a persona can insist on a name, re-ask, give up, or talk over a long-wi
 pacing, noise and the voice-to-voice figures are the base class's, on the modem's sample clock.
 
 Threads: the modem's audio thread feeds frames as in `FarEnd`; this class's script thread owns the
-script object and `_taken` (how many utterances were answered); both read the tracker under `_cond`.
+script object, `_taken` (how many utterances it has heard) and `_heard_upto` (the uplink frame its
+last transcription reached); both threads read the tracker under `_cond`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ SILENT = ""  # what the script hears when the agent says nothing for the scenari
 HANGUP_PAUSE_S = 0.5  # after its last line, the far end hangs up this much later (as a person does)
 PAD_FRAMES = 15  # 300 ms of the quiet around an utterance go to the transcriber: Whisper drops soft word
 # ends ("Taylor" -> "Tay") from audio cut at the last loud frame
+MIN_WORD_FRAMES = 10  # utterances with less speech than 200 ms (a click, the tail of a cut-off reply) are
+# not words: Whisper makes "I" or "you" of them, and a re-ask in answer to a click is not what a person does
 
 Transcribe = Callable[[bytes, int], str]  # (s16le PCM, its sample rate) -> text
 
@@ -70,6 +73,7 @@ class ListeningFarEnd(FarEnd):
         self._speaks_first = speaks_first
         self._first_pause_s = first_pause_s  # audio up -> first words, when it speaks first
         self._taken = 0  # tracker utterances already heard by the script
+        self._heard_upto = 0  # uplink frames already transcribed (padding never hears a word twice)
         self._lines = 0
         self.finished = threading.Event()  # the script thread is done (the script may be read)
         super().__init__(scenario, render, hangup, press)
@@ -144,8 +148,8 @@ class ListeningFarEnd(FarEnd):
                 return event, ""
             if event == "silent":
                 return "words", " ".join(heard) or SILENT
-            pcm, rate = self._take_utterances()
-            text = self._transcribe(pcm, rate).strip()
+            taken = self._take_utterances()
+            text = self._transcribe(*taken).strip() if taken else ""
             if text:
                 heard.append(text)
             with self._cond:
@@ -170,16 +174,19 @@ class ListeningFarEnd(FarEnd):
                     return "silent"
                 self._cond.wait(0.05)
 
-    def _take_utterances(self) -> tuple[bytes, int]:
+    def _take_utterances(self) -> tuple[bytes, int] | None:
         """The audio of every utterance not heard yet, from just before the first to just after the last
-        (the pauses between them included, as a listener hears them), and its sample rate."""
+        (the pauses between them included, as a listener hears them), and its sample rate; None when
+        they hold too little speech to be words."""
         with self._cond:
             segments = self._tracker.utterances[self._taken :]
             self._taken += len(segments)
+            if sum(segment.loud_frames for segment in segments) < MIN_WORD_FRAMES:
+                return None
+            first = max(self._heard_upto, segments[0].first_frame - PAD_FRAMES)
+            self._heard_upto = segments[-1].last_frame + 1 + PAD_FRAMES
             size = int(self._rate * FRAME_S) * 2
-            start = max(0, segments[0].first_frame - PAD_FRAMES) * size
-            end = (segments[-1].last_frame + 1 + PAD_FRAMES) * size
-            return bytes(self.metrics.uplink[start:end]), self._rate
+            return bytes(self.metrics.uplink[first * size : self._heard_upto * size]), self._rate
 
 
 def listening_far_end(
