@@ -26,13 +26,29 @@ class ConfigError(ValueError):
 
 @dataclass
 class LineSettings:
-    kind: str = "emulator"  # emulator | sim7600
+    kind: str = "emulator"  # emulator | sim7600 | sip ([line.sip])
     at_port: str = ""  # explicit path, else autodetect /dev/serial/by-id/*-if02-port0
     audio_port: str = ""  # explicit path, else autodetect /dev/serial/by-id/*-if04-port0
     scenario: str = "dentist"  # emulator far-end scenario: built-in name or path to a .toml
     command_timeout_s: float = 5.0
     answer_timeout_s: float = 45.0  # outbound: give up (no-answer) after this long without BEGIN
     reset_timeout_s: float = 30.0  # AT+CRESET: wait this long for the ports to re-enumerate (real: 14-20 s)
+
+
+@dataclass
+class SipSettings:
+    """`[line.sip]`: the SIP account `line.kind = "sip"` registers and calls through."""
+
+    domain: str = ""  # registrar / SIP domain, host[:port]
+    proxy: str = ""  # outbound proxy host:port; empty = the domain itself
+    username: str = ""
+    password: str = ""  # or CELLCALL_SIP_PASSWORD; never logged or reported
+    register: bool = True  # false: a trunk that authenticates by address (outbound only)
+    register_interval_s: int = 300  # REGISTER refresh; a restarted registrar learns us again within this
+    transport: str = "udp"  # udp | tcp | tls
+    listen: str = ""  # local host:port for SIP; empty = any interface, a free port
+    rtp_ports: str = "10000-20000"  # "lo-hi"
+    codecs: list[str] = field(default_factory=lambda: ["pcmu", "pcma"])  # add "g722" for 16 kHz
 
 
 @dataclass
@@ -68,7 +84,7 @@ class SttSettings:
     model: str = "base"  # base | tiny.en | path to a CTranslate2 model folder
     threads: int = 2
     beam_size: int = 1
-    window_s: float = 5.0  # pad audio to this many seconds (CTranslate2 direct); 0 or 30 = transcribe(), 30 s
+    window_s: float = 8.0  # pad audio to this many seconds (CTranslate2 direct); 0 or 30 = transcribe(), 30 s
 
 
 @dataclass
@@ -80,11 +96,12 @@ class TtsSettings:
 
 @dataclass
 class LlmSettings:
-    backend: str = "auto"  # auto | ollama | openai | embedded
+    backend: str = "auto"  # auto | ollama | openai | embedded | anthropic
     model: str = "qwen2.5-0.5b"  # embedded: qwen2.5-0.5b | smollm2-135m | path to a .gguf
     ollama_model: str = "qwen2.5:0.5b"
+    anthropic_model: str = "claude-haiku-4-5"  # anthropic backend; key from ANTHROPIC_API_KEY
     ollama_host: str = ""  # empty = OLLAMA_HOST or http://127.0.0.1:11434
-    base_url: str = ""  # openai backend: e.g. http://127.0.0.1:8080/v1
+    base_url: str = ""  # openai backend: e.g. http://127.0.0.1:8080/v1; anthropic: overrides ANTHROPIC_BASE_URL
     api_key: str = ""
     max_tokens: int = 120
     temperature: float = 0.4
@@ -152,6 +169,7 @@ class LogSettings:
 @dataclass
 class Settings:
     line: LineSettings = field(default_factory=LineSettings)
+    sip: SipSettings = field(default_factory=SipSettings)  # written [line.sip] in cellcall.toml
     policy: PolicySettings = field(default_factory=PolicySettings)
     voice: VoiceSettings = field(default_factory=VoiceSettings)
     stt: SttSettings = field(default_factory=SttSettings)
@@ -272,6 +290,10 @@ def load_settings(
             if not isinstance(table, dict):
                 raise ConfigError(f"{path}: top-level key {section!r} must be a [section]")
             for key, value in table.items():
+                if section == "line" and key == "sip" and isinstance(value, dict):  # [line.sip] -> sip.*
+                    for sip_key, sip_value in value.items():
+                        _apply(settings, "sip", sip_key, sip_value, f"file:{path}")
+                    continue
                 _apply(settings, section, key, value, f"file:{path}")
     for name, value in sorted((os.environ if env is None else env).items()):
         if not name.startswith("CELLCALL_") or name in ("CELLCALL_CONFIG",):

@@ -131,7 +131,9 @@ def test_degeneracy_detector_flags_loops_and_passes_normal_turns() -> None:
         assert not is_degenerate(WindowResult(text, hit_bound=False)), text
     assert is_degenerate(WindowResult("Friday at nine", hit_bound=True))
     assert has_repeated_phrase("I said to the shop to the shop")
-    assert not has_repeated_phrase("to the shop and back to the shop")
+    assert has_repeated_phrase("Could you repeat that, please? Could you repeat that,")  # base on a 5 s window
+    assert not has_repeated_phrase("to the shop and back to a shop")
+    assert is_degenerate(WindowResult("No, thank you. No, thank", hit_bound=False))
     assert compression_ratio("and then and then and then " * 4) > 1.8 > compression_ratio(normal[1])
     assert is_degenerate(WindowResult("you know, " * 12, hit_bound=False))
     assert is_degenerate(WindowResult("He was not an ill-s-e-e-e-e", hit_bound=False))  # tiny.en on a 5 s window
@@ -140,6 +142,7 @@ def test_degeneracy_detector_flags_loops_and_passes_normal_turns() -> None:
 
 def test_window_grows_in_steps_and_long_turns_take_the_30_s_path() -> None:
     assert [window_for(d, 5.0) for d in (0.3, 5.0, 5.1, 12.0, 29.0, 30.5)] == [5.0, 5.0, 10.0, 15.0, 30.0, None]
+    assert [window_for(d, 8.0) for d in (1.0, 8.5, 23.0, 25.0)] == [8.0, 16.0, 24.0, 30.0]
     assert window_for(2.0, 0.0) is None
     assert max_tokens_for(2.0) == 22 and max_tokens_for(0.0) == 8
 

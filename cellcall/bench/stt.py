@@ -2,8 +2,8 @@
 
 A phone turn is mostly 1-3 s, where Whisper's 30 s padding dominates the cost, so each path is timed
 on short phrases spoken by the TTS at the line's rate: tiny.en through faster-whisper's
-`transcribe()` (the old default) against base on the short window (the new one), with 1 and 2
-threads. Word error here is on synthetic speech (no data files needed), so it only catches a path
+`transcribe()` (the old default) against base on a 5 s and an 8 s window (the new default), with 1
+and 2 threads. Word error here is on synthetic speech (no data files needed), so it only catches a path
 that garbles words; the telephone-quality WER on human speech is in tests/test_engines_stt.py.
 """
 
@@ -25,8 +25,10 @@ PHRASES = [
     "Could you repeat that, please?",
     "My name is Sam Taylor.",
     "Is there anything else you need?",
+    "Okay.",
+    "Sure, go ahead.",
 ]
-PATHS = [("tiny.en", 0.0), ("base", 5.0)]  # (model, window_s): 0 = transcribe(), the 30 s path
+PATHS = [("tiny.en", 0.0), ("base", 5.0), ("base", 8.0)]  # (model, window_s): 0 = transcribe(), the 30 s path
 THREADS = [1, 2]
 
 

@@ -5,7 +5,7 @@ was built for (`sample_rate`), and not at all when that is already 16 kHz (the e
 for 16 kHz so the voice loop converts each route's audio exactly once: 8k -> 16k, or nothing on
 a 16 kHz VoLTE route).
 
-Two decode paths (`stt.window_s`): with a window (default 5 s for whisper base) CTranslate2 is
+Two decode paths (`stt.window_s`): with a window (default 8 s, whisper base) CTranslate2 is
 called directly on the audio padded to that window (window.py), and a degenerate output falls back
 to faster-whisper's `transcribe()`, the 30 s path; with window 0 (or 30) every decode takes that
 path, as before. One lock serialises decodes: the CPU is the bottleneck anyway, and the model

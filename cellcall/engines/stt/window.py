@@ -1,12 +1,14 @@
-"""Whisper on a short window: CTranslate2 called directly with the audio padded to ~5 s, not 30 s.
+"""Whisper on a short window: CTranslate2 called directly with the audio padded to a few seconds, not 30.
 
 faster-whisper 1.2.1 pads every input to 30 s (its `generate_segments` trims/pads to 3000 mel
 frames whatever `chunk_length` says), so a one-word turn costs as much encoder time as a 30 s one.
 CTranslate2 itself accepts shorter features, so this module runs the encoder on a window just long
 enough for the turn and decodes greedily with a length bound derived from the duration. Whisper's
 decoder can loop on a short context; every output is checked (`is_degenerate`) and a degenerate one
-is decoded again the normal way by the caller. Measured on a 2-core Xeon: base, 1-3 s clips,
-65 ms against 307 ms for tiny.en through `transcribe()` (../shared/reference/latency-levers.md).
+is decoded again the normal way by the caller. Measured on a 2-core Xeon: base, 1-3 s clips on a
+5 s window, 65 ms against 307 ms for tiny.en through `transcribe()` (shared/reference/latency-levers.md).
+On 1-2 s turns a 5 s window makes base start the turn over (5 of 14 short phrases fell back), an 8 s
+one did not, hence the 8 s default (docs/stt.md).
 
 Stateless apart from the model it is given; the owning transcriber serialises calls.
 """
@@ -59,14 +61,29 @@ def compression_ratio(text: str) -> float:
     return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
+def _words(text: str) -> list[str]:
+    return re.sub(r"[^\w' ]", " ", text.lower()).split()
+
+
 def has_repeated_phrase(text: str, min_words: int = MIN_REPEAT_WORDS) -> bool:
-    """A phrase of `min_words` or more words said twice in a row ("to the shop to the shop")."""
-    words = re.sub(r"[^\w' ]", " ", text.lower()).split()
-    for size in range(min_words, len(words) // 2 + 1):
-        for start in range(len(words) - 2 * size + 1):
-            if words[start : start + size] == words[start + size : start + 2 * size]:
-                return True
+    """A phrase of `min_words` words said twice anywhere ("could you repeat that, please? could you repeat").
+
+    Real turns repeat a 3-word phrase rarely; a decoder that reached the end of the speech early
+    starts the turn over, so this costs a fallback now and then and catches most loops."""
+    words = _words(text)
+    seen: set[tuple[str, ...]] = set()
+    for start in range(len(words) - min_words + 1):
+        gram = tuple(words[start : start + min_words])
+        if gram in seen:
+            return True
+        seen.add(gram)
     return False
+
+
+def restarts(text: str) -> bool:
+    """The text starts over and is cut off: it ends with 2+ of its own first words ("no, thank you. no, thank")."""
+    words = _words(text)
+    return any(words[start:] == words[: len(words) - start] for start in range(2, len(words) - 1))
 
 
 def has_stutter(text: str) -> bool:
@@ -79,7 +96,8 @@ def is_degenerate(result: WindowResult) -> bool:
 
     A false alarm only costs one 30 s decode (~0.5 s); a missed loop puts garbage in the LLM's prompt."""
     text = result.text
-    return result.hit_bound or has_repeated_phrase(text) or has_stutter(text) or compression_ratio(text) > MAX_COMPRESSION_RATIO
+    looped = has_repeated_phrase(text) or restarts(text) or has_stutter(text)
+    return result.hit_bound or looped or compression_ratio(text) > MAX_COMPRESSION_RATIO
 
 
 def decode_window(model: WhisperModel, audio: np.ndarray, window_s: float, language: str, beam_size: int) -> WindowResult:
