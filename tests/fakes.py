@@ -121,6 +121,7 @@ class FakeLine:
                 if line.barge_in_after_s is not None:
                     if agent_audio_since is not None and now - agent_audio_since >= line.barge_in_after_s:
                         speaking, pending = pcm, pending[1:]
+                        agent_spoke_since = False
                 else:
                     answered = agent_spoke_since and agent is None and not self._tx  # the agent replied, and is done
                     waiting_since = (waiting_since or now) if (answered or not line.wait_for_agent) else None

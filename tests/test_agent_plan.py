@@ -262,3 +262,13 @@ def test_a_call_back_request_is_not_mistaken_for_the_whereabouts_rule_and_the_me
         "that you called because Sam's cleaning next Tuesday has to be moved, and to call you back at 415-555-0188"
         in moves[2].say
     )
+
+
+def test_a_backchannel_over_a_cut_reply_lets_the_agent_go_on_with_what_it_had_left() -> None:
+    brief = brief_of(DENTIST)
+    dialogue = Dialogue()
+    dialogue.observe("Hello?", "The name is Sam Taylor.", "answer", unsaid="Sam's patient number is 4471.")
+    move = plan(brief, dialogue.snapshot(), "Mm-hm.")
+    assert move.kind == "resume" and move.say == "Sam's patient number is 4471."
+    dialogue.observe("Mm-hm.", move.say, move.kind)
+    assert plan(brief, dialogue.snapshot(), "Okay.").kind != "resume"  # nothing left to say

@@ -221,3 +221,20 @@ def test_a_finished_question_is_answered_before_the_endpoint_and_a_trailing_numb
     callers = [turn.text for turn in result.turns if turn.speaker is Speaker.CALLER]
     assert not any(turn.text == "Okay, my number is" for turn in result.turns), callers  # never answered mid-number
     assert any("0199" in text or "zero one nine nine" in text for text in callers)
+
+
+def test_a_backchannel_that_cuts_the_agent_off_is_followed_by_the_rest_of_what_it_had_to_say() -> None:
+    script = Script(
+        [
+            Say("Bright Smile Dental.", 0.8, pause_s=0.2, wait_for_agent=False),
+            Say("Can I have the patient's name and patient number, please?", 1.5),
+            Say("Mm-hm.", 0.4, barge_in_after_s=0.05),
+            Say("Thanks, goodbye.", 0.8),
+        ],
+        hangup_when_done=True,
+    )
+    result, _, _, _ = run_call(script)
+    said = agent_lines(result)
+    cut = [turn for turn in result.turns if turn.barged_in]
+    assert cut and "4471" not in (cut[0].spoken_text or ""), said
+    assert any(line.startswith("Sam's patient number is 4471") for line in said), said  # it went on after the mm-hm

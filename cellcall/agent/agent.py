@@ -101,10 +101,13 @@ class Agent:
     def view(self) -> AgentView:
         return AgentView(self.brief, self.style, self.dialogue.snapshot(), self.system, self._history)
 
-    def observe(self, their_words: str | None, spoken: str | None, turn: AgentTurn | None, kind: str | None = None) -> None:
-        """One exchange as it happened (a barged-in reply only up to the cut)."""
+    def observe(
+        self, their_words: str | None, spoken: str | None, turn: AgentTurn | None, kind: str | None = None, unsaid: str = ""
+    ) -> None:
+        """One exchange as it happened (a barged-in reply only up to the cut; `unsaid` is the rest)."""
         move = turn.move if turn is not None else None
-        self.dialogue.observe(their_words, spoken, move.kind if move else kind, move.accepted if move and spoken else None)
+        accepted = move.accepted if move and spoken else None
+        self.dialogue.observe(their_words, spoken, move.kind if move else kind, accepted, unsaid)
         if their_words or spoken:
             message = turn.message if turn is not None else user_message(their_words or "", "Go on.")
             exchange = (ChatMessage("user", message), ChatMessage("assistant", spoken or "..."))

@@ -40,6 +40,7 @@ class Snapshot:
     alternatives_asked: int = 0
     purpose_stated: bool = False
     closing: bool = False
+    unsaid: str = ""  # the rest of the agent's last utterance, cut off by the other party
     caller_name: Quote | None = None
     caller_phone: Quote | None = None
     caller_reason: Quote | None = None
@@ -67,8 +68,11 @@ class Dialogue:
             s = self.state
             self.state = replace(s, said=(*s.said, text), moves=(*s.moves, move), said_by=(*s.said_by, move))
 
-    def observe(self, other: str | None, agent: str | None, move: str | None, accepted: Slot | None = None) -> None:
-        """One exchange as it really happened: their words (None if none), what the agent got out."""
+    def observe(
+        self, other: str | None, agent: str | None, move: str | None, accepted: Slot | None = None, unsaid: str = ""
+    ) -> None:
+        """One exchange as it really happened: their words (None if none), what the agent got out, and
+        `unsaid`, what a cut-off reply did not get to say."""
         s = self.state
         heard, offers = s.heard, s.offers
         confirmed, unavailable = s.confirmed, s.unavailable
@@ -104,4 +108,5 @@ class Dialogue:
             caller_name=name,
             caller_phone=phone,
             caller_reason=reason,
+            unsaid=unsaid,
         )

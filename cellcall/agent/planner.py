@@ -58,6 +58,8 @@ def _outbound(brief: Brief, state: Snapshot, heard: Heard) -> Move:
     principal = brief.principal or "them"
     if heard.stop:
         return Move("close-stop", "I'm sorry to have bothered you. Goodbye.", tags=HANGUP)
+    if heard.backchannel and state.unsaid:
+        return Move("resume", state.unsaid)  # "mm-hm" over our words: they were listening, so go on
     confirmed_slots = heard.slots if heard.confirmed else ()
     if confirmed_slots and not brief.want.is_empty() and not any(brief.want.fits(s) for s in confirmed_slots):
         return _ask_alternative(brief, state, prefix=f"Sorry, that time doesn't work for {principal}.")

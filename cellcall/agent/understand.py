@@ -81,6 +81,7 @@ REPEAT = _rx(
     r"^(?:sorry|pardon|what|huh|excuse me)(?:\s*(?:me|what|who|again|sorry))*\s*[?.!]*$|\b(?:come again|say (?:that|it) again|"
     r"(?:didn'?t|did not) (?:catch|hear|get|understand) (?:that|you|what you said)|(?:can|could|would) you repeat|repeat that|one more time)\b"
 )
+BACKCHANNEL = _rx(r"^(?:mm+[ -]?hm+|m+hm+|uh[ -]?huh|yeah|yes|yep|ok(?:ay)?|right|sure|i see|got it|alright|ah|oh|hmm+)[.!,]*$")
 LATER = _rx(
     r"\b(?:call (?:us |me |again )?(?:back )?later|try (?:again )?later|not a good time|bad time|busy right now|in a meeting|another call)\b"
 )
@@ -124,6 +125,7 @@ class Heard:
     hold: bool = False
     later: bool = False  # "please call back later"
     repeat: bool = False  # "sorry, what?": they did not catch the agent's last words
+    backchannel: bool = False  # "mm-hm", "okay": listening, not taking the turn
     sales: bool = False
     message: bool = False
     their_name: str | None = None
@@ -170,6 +172,7 @@ def hear(text: str) -> Heard:
         hold=bool(HOLD.search(clean)) and not question,
         later=bool(LATER.search(clean)),
         repeat=bool(REPEAT.search(clean)),
+        backchannel=bool(BACKCHANNEL.search(clean)),
         sales=bool(SALES.search(clean)),
         message=bool(MESSAGE.search(clean)),
         their_name=name,

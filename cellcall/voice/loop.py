@@ -412,7 +412,8 @@ class VoiceLoop:
             self.listener.on_latency(latency)
         heard = reply.user_text if reply.listen is not None and not heard_again else None
         kind = "opening" if reply.script is not None else None
-        self.agent.observe(heard, spoken if cut else reply.full_text(), reply.agent_turn, kind)
+        unsaid = reply.unsaid_text() if cut else ""
+        self.agent.observe(heard, spoken if cut else reply.full_text(), reply.agent_turn, kind, unsaid)
         self.tags |= reply.tags
         self.last_activity = now
         if not cut:

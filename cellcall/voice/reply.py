@@ -112,6 +112,10 @@ class Reply:
         """The sentences that began to play (a cut sentence counts: the caller heard its start)."""
         return " ".join(text for i, text in enumerate(self.sentences) if i in self.started_sentences)
 
+    def unsaid_text(self) -> str:
+        """The sentences that never began to play (the cut one is not repeated: its start was heard)."""
+        return " ".join(text for i, text in enumerate(self.sentences) if i not in self.started_sentences)
+
     def full_text(self) -> str:
         return " ".join(self.sentences)
 
