@@ -19,7 +19,7 @@ from typing import Any
 from cellcall.outbox import CALL_JSON, CallLookupError, find_call, list_calls
 from cellcall.record import CallRecord
 from cellcall.serve.placing import API_CALL_ID, CallDesk
-from cellcall.watch.inbox import is_goal_file_name, read_json
+from cellcall.watch.inbox import Inbox, read_json
 
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
 ACTIVE = ("queued", "running", "waiting")
@@ -89,9 +89,7 @@ class CallBook:
             data = read_json(wait_file) or {}
             stem = str(data.get("source", "")).removesuffix(".md")
             views.append(CallView(stem, "waiting", None, None, _wait_detail(data)))
-        for path in sorted(self.goals.glob("*.md"), key=lambda p: p.stat().st_mtime_ns if p.exists() else 0):
-            if path.name == self.inbound_name or not is_goal_file_name(path.name):
-                continue
+        for path in Inbox(self.goals, create=False).queued(exclude=[self.inbound_name]):  # oldest first, as dialled
             views.append(CallView(path.stem, "queued", None, None, {"file": path.name}))
         return views
 
