@@ -86,7 +86,7 @@ class EchoGate:
             gain = self.initial_gain_db if self.gain is None else self.gain
         else:
             own = self._own_max(slot - self.delay - self.tolerance, slot - self.delay + self.tolerance)
-            gain = self.gain
+            gain = self.gain if self.gain is not None else self.initial_gain_db
         return own + gain if own > SILENCE_DBFS else SILENCE_DBFS
 
     def judge(self, level_db: float, speech: bool, arrival: float) -> bool:
@@ -105,8 +105,9 @@ class EchoGate:
         return max((self._own[s] for s in range(low, high + 1) if s in self._own), default=SILENCE_DBFS)
 
     def _prune(self, slot: int) -> None:
-        horizon = slot - self.max_lag - self._history.maxlen
-        if len(self._own) > 4 * self._history.maxlen:
+        kept = self._history.maxlen or 0
+        horizon = slot - self.max_lag - kept
+        if len(self._own) > 4 * kept:
             for old in [s for s in self._own if s < horizon]:
                 del self._own[old]
 

@@ -94,6 +94,7 @@ class TranscriptionWorker:
                 if self._closed:
                     return
                 ticket, self._pending, self._running = self._pending, None, True
+                assert ticket is not None
             try:
                 pcm = resample(ticket.pcm, self.line_rate, self.stt.sample_rate)
                 ticket.result = self.stt.transcribe(pcm, self.language)
