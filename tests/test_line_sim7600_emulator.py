@@ -324,8 +324,8 @@ def test_make_line_emulator_kind_and_errors() -> None:
     explicit = make_line(settings, at_port="/dev/ttyUSB2", audio_port="/dev/ttyUSB4")
     assert isinstance(explicit, Sim7600Line)  # explicit ports mean the modem behind them, not the emulator
     assert (explicit.at_path, explicit.audio_path) == ("/dev/ttyUSB2", "/dev/ttyUSB4")
-    settings.line.kind = "sip"
-    with pytest.raises(LineError, match="unknown line kind 'sip'"):
+    settings.line.kind = "pstn"
+    with pytest.raises(LineError, match="unknown line kind 'pstn'"):
         make_line(settings)
     with pytest.raises(LineError, match="emulator scenario"):
         start_emulated_line(Settings(), scenario="no-such-scenario")

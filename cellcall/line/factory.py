@@ -14,7 +14,7 @@ from cellcall.line import Line, LineError, LineStatus
 from cellcall.line.ports import resolve_ports
 from cellcall.line.sim7600 import Sim7600Line, modem_options
 
-KINDS = ("sim7600", "emulator")
+KINDS = ("sim7600", "emulator", "sip")
 
 
 def make_line(settings: Settings, at_port: str | None = None, audio_port: str | None = None) -> Line:
@@ -22,6 +22,10 @@ def make_line(settings: Settings, at_port: str | None = None, audio_port: str | 
     kind = settings.line.kind
     if kind not in KINDS:
         raise LineError(f"unknown line kind {kind!r}: choose one of {', '.join(KINDS)}")
+    if kind == "sip" and not (at_port or audio_port):
+        from cellcall.line.sip import SipLine, sip_options  # baresip loads only for SIP
+
+        return SipLine(sip_options(settings))
     if kind == "sim7600" or at_port or audio_port:
         at, audio = resolve_ports(at_port or settings.line.at_port or None, audio_port or settings.line.audio_port or None)
         return Sim7600Line(at, audio, modem_options(settings))
