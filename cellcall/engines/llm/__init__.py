@@ -7,11 +7,11 @@ from pathlib import Path
 from cellcall.config import LlmSettings
 from cellcall.engines import ChatModel, EngineError
 
-BACKENDS = ("auto", "ollama", "openai", "embedded")
+BACKENDS = ("auto", "ollama", "openai", "embedded", "anthropic")
 
 
 def make_chat_model(settings: LlmSettings, cache_dir: Path) -> ChatModel:
-    """auto (Ollama when it answers within 300 ms, else embedded) | ollama | openai | embedded."""
+    """auto (Ollama when it answers within 300 ms, else embedded) | ollama | openai | embedded | anthropic."""
     if settings.backend not in BACKENDS:
         raise EngineError(f"unknown llm backend {settings.backend!r}: use one of {', '.join(BACKENDS)}")
     if settings.backend in ("auto", "ollama"):
@@ -20,6 +20,10 @@ def make_chat_model(settings: LlmSettings, cache_dir: Path) -> ChatModel:
         host = ollama_host(settings.ollama_host)
         if settings.backend == "ollama" or ollama_reachable(host):
             return OllamaChatModel(settings.ollama_model, host)
+    if settings.backend == "anthropic":
+        from cellcall.engines.llm.anthropic import AnthropicChatModel, api_key
+
+        return AnthropicChatModel(settings.anthropic_model, api_key(settings.api_key), settings.base_url)
     if settings.backend == "openai":
         from cellcall.engines.llm.openai import OpenAIChatModel
 
