@@ -263,6 +263,14 @@ def bench_watch(drops: int = typer.Option(20, "--drops", min=1, help="Goal files
     typer.echo(run_bench(settings(), drops))
 
 
+@bench_app.command("serve")
+def bench_serve(posts: int = typer.Option(10, "--posts", min=1, help="Goals posted to the API, one at a time.")) -> None:
+    """Goal POSTed to `cellcall serve` -> 202 and -> ATD, and the event stream's delay (emulator, models warm)."""
+    from cellcall.bench.serve import run_bench
+
+    typer.echo(run_bench(settings(), posts))
+
+
 openclaw_app = typer.Typer(help="OpenClaw: the skill, memory search over the outbox, pushes on call end.", no_args_is_help=True)
 app.add_typer(openclaw_app, name="openclaw")
 

@@ -95,14 +95,13 @@ class CallDesk:
             )
         text = decode_goal(body)
         digest = hashlib.sha256(body).hexdigest()
-        first = self._validate(text, "call")  # before the lock: a bad goal costs no one else time
         with self._lock:
             key_file = self.keys_dir / f"{token_id(token, 'idempotency:' + key)}.json" if key else None
             if key_file is not None:
                 earlier = read_json(key_file)
-                if earlier is not None:
+                if earlier is not None:  # answered as the first time, even if the goal has expired since
                     return self._replay(earlier, digest)
-            return self._place_new(text, first, digest, key_file)
+            return self._place_new(text, self._validate(text, "call"), digest, key_file)
 
     def record(self, call_id: str) -> dict[str, Any] | None:
         """What POST recorded about an API call (goal, number, created; outbox when refused)."""
