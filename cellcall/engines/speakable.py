@@ -8,6 +8,7 @@ digit, grouped as written, because the far end writes them down.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 _ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
@@ -171,7 +172,7 @@ def _plain_number(match: re.Match[str]) -> str:
     return number_words(int(digits))
 
 
-_RULES: list[tuple[re.Pattern[str], object]] = [
+_RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     (re.compile(r"#\s?(?=\d)"), "number "),
     (re.compile(r"[*_#`]+"), " "),
     (re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b"), _iso_date),
@@ -215,5 +216,5 @@ def speakable(text: str) -> str:
     """Text rewritten for the ear: times, dates, money, phone numbers, abbreviations, no markdown."""
     text = _abbreviations(text)
     for pattern, replacement in _RULES:
-        text = pattern.sub(replacement, text)  # type: ignore[arg-type]
+        text = pattern.sub(replacement, text)
     return re.sub(r"\s+([.,!?;:])", r"\1", " ".join(text.split()))

@@ -57,7 +57,7 @@ class OllamaChatModel(StreamingChatModel):
                 )
                 for chunk in stream:
                     if emit(chunk.message.content or ""):
-                        stream.close()  # closes the HTTP response, so the server stops too
+                        getattr(stream, "close", lambda: None)()  # a generator: closes the HTTP response, so the server stops
                         return
             except (ResponseError, httpx.HTTPError, ConnectionError) as exc:
                 raise EngineError(f"ollama at {self.host}: {exc}") from exc
