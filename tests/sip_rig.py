@@ -53,6 +53,7 @@ loadmodule "registrar.so"
 loadmodule "auth.so"
 loadmodule "xlog.so"
 modparam("registrar", "max_expires", 600)
+modparam("registrar", "min_expires", 1)
 
 route[PASSWORD] {{
     $var(pw) = "";
@@ -98,6 +99,7 @@ class Kamailio:
 
     workdir: Path
     port: int = field(default_factory=free_udp_port)
+    users: dict[str, str] = field(default_factory=lambda: dict(USERS))
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -110,7 +112,7 @@ class Kamailio:
 
     def start(self) -> Kamailio:
         cfg = self.workdir / "kamailio.cfg"
-        cfg.write_text(kamailio_config(self.port, USERS))
+        cfg.write_text(kamailio_config(self.port, self.users))
         check = subprocess.run([KAMAILIO, "-c", "-f", str(cfg)], capture_output=True, text=True, timeout=20)
         if check.returncode != 0:
             raise RuntimeError(f"kamailio config rejected:\n{check.stderr[-2000:]}")
