@@ -25,8 +25,9 @@ PHRASES = [
     "Could you repeat that, please?",
     "My name is Sam Taylor.",
     "Is there anything else you need?",
-    "Okay.",
     "Sure, go ahead.",
+    "I'm sorry, we're closed on Friday, but Monday is open.",
+    "Please call Sam back this afternoon if anything changes.",
 ]
 PATHS = [("tiny.en", 0.0), ("base", 5.0), ("base", 8.0)]  # (model, window_s): 0 = transcribe(), the 30 s path
 THREADS = [1, 2]

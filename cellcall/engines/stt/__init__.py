@@ -89,7 +89,7 @@ class WhisperTranscriber:
         )
         return " ".join(segment.text.strip() for segment in segments).strip()
 
-    def decode(self, samples: np.ndarray, language: str | None = None) -> str:
+    def _decode(self, samples: np.ndarray, language: str | None = None) -> str:
         """Text of float samples at `sample_rate`."""
         if len(samples) < self.sample_rate * 0.1:
             return ""
@@ -107,5 +107,5 @@ class WhisperTranscriber:
     def transcribe(self, pcm: bytes, language: str | None = None) -> Transcript:
         started = time.perf_counter()
         samples = _pcm_to_float(pcm)
-        text = self.decode(samples, language)
+        text = self._decode(samples, language)
         return Transcript(text, len(samples) / self.sample_rate, time.perf_counter() - started)
