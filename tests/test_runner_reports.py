@@ -13,11 +13,13 @@ from cellcall.config import Settings
 from cellcall.line import LineEvent, LineEventKind
 from cellcall.outbox import CallOutbox, read_record, render_transcript
 from cellcall.record import CallRecord, CallStatus, Direction, Speaker, Turn, TurnLatency
+from cellcall.watch.calltap import CallLine
 from cellcall.watch.eventlog import EventLog
 from cellcall.watch.gitlog import commit_call
 from cellcall.watch.inbox import Claim
 from cellcall.watch.reports import interrupted, missed, transcript_turns
-from cellcall.watch.runner import Runner, _CallLine, caller_refusal
+from cellcall.watch.ringing import caller_refusal
+from cellcall.watch.runner import Runner
 
 TURNS = [
     Turn(0, Speaker.SYSTEM, "Call answered", 0.0),
@@ -120,7 +122,7 @@ def test_calls_ringing_in_mid_call_are_set_aside_and_a_lost_line_noticed() -> No
             LineEvent(LineEventKind.ERROR, "modem port vanished"),
         ]
     )
-    view = _CallLine(line, caller="+14155550132")  # type: ignore[arg-type]
+    view = CallLine(line, caller="+14155550132")  # type: ignore[arg-type]
     seen = [view.next_event(0.01), view.next_event(0.01), view.next_event(0.01)]
     assert [e.kind if e else None for e in seen] == [LineEventKind.ANSWERED, LineEventKind.ERROR, None]
     assert [e.number for e in view.rang_in] == ["+447700900123", "+447700900123"]
@@ -178,14 +180,14 @@ def test_a_call_ringing_in_during_a_call_is_recorded_once_as_missed(tmp_path: Pa
     )
     runner.line = line  # type: ignore[assignment]
 
-    def call(view, observer):  # what the voice loop sees: answered, then the far end hangs up
+    def call(view, observer, stop):  # what the voice loop sees: answered, then the far end hangs up
         seen = [view.next_event(0.01) for _ in range(3)]
         assert [e.kind for e in seen if e] == [LineEventKind.ANSWERED, LineEventKind.REMOTE_HANGUP]
         record = _record(status=CallStatus.COMPLETED)
         return CallResult(record, tmp_path, tmp_path / "report.md")
 
-    outcome = runner._observed(call, None, "dentist", None)  # noqa: SLF001 - the call/runner seam under test
+    outcome = runner.observed(call, None, "dentist", None)  # the call/runner seam under test
     assert outcome.status is CallStatus.COMPLETED
-    runner._idle_event(LineEvent(LineEventKind.MISSED, "MISSED_CALL", number="+447700900123"))  # noqa: SLF001
+    runner.inbound.idle_event(LineEvent(LineEventKind.MISSED, "MISSED_CALL", number="+447700900123"))
     missed_calls = [read_record(p) for p in (tmp_path / "outbox").glob("*/*/call.json")]
     assert [(r.number, r.hangup_reason) for r in missed_calls] == [("+447700900123", "missed: rang during another call")]
