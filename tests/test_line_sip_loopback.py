@@ -26,7 +26,7 @@ from cellcall.line import LineError, LineEvent, LineEventKind
 from cellcall.line.sip import SipLine, SipOptions
 from cellcall.record import CallStatus
 
-FAR = "+15550002"
+FAR = "+14155550132"
 DENTIST = Path(__file__).resolve().parents[1] / "goals" / "examples" / "dentist.md"
 _rtp_base = [32000]
 
@@ -289,3 +289,19 @@ def test_registration_lost_is_an_error_on_the_idle_line(tmp_path: Path) -> None:
             sip.close()
     finally:
         server.stop()
+
+
+def test_g722_negotiates_16_khz_frames(rig: Kamailio) -> None:
+    far = far_end(rig, "--codecs", "g722/16000/1,pcmu", "--hangup-after", "1.5")
+    sip = SipLine(options(rig, codecs=("g722", "pcmu")))
+    sip.open()
+    try:
+        sip.dial(FAR)
+        until(sip, {LineEventKind.ANSWERED}, 10)
+        assert sip.sample_rate == 16000 and sip.status().ports["call codec"] == "16000 Hz"
+        frames: list[bytes] = []
+        until(sip, {LineEventKind.REMOTE_HANGUP}, 5, frames)
+        assert frames and {len(frame) for frame in frames} == {640}
+    finally:
+        sip.close()
+        far.stop()

@@ -115,7 +115,7 @@ def show(call: str = typer.Argument(..., help="Call id, outbox folder name, a un
 @app.command()
 def watch(
     goals_dir: Path | None = typer.Argument(None, help="The goals folder (default: paths.goals)."),
-    line: str | None = typer.Option(None, "--line", help="emulator | sim7600 (default: line.kind in settings)."),
+    line: str | None = typer.Option(None, "--line", help="emulator | sim7600 | sip (default: line.kind in settings)."),
     scenario: str | None = typer.Option(None, "--scenario", help="Emulator far-end scenario: built-in name or .toml path."),
     at_port: str | None = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
     audio_port: str | None = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),
@@ -139,7 +139,7 @@ def serve(
     listen: str | None = typer.Option(None, "--listen", help="HOST:PORT for the API (default: api.listen, 127.0.0.1:8765)."),
     cert: Path | None = typer.Option(None, "--cert", help="TLS certificate (PEM); with --key, serve HTTPS."),
     key: Path | None = typer.Option(None, "--key", help="TLS private key (PEM)."),
-    line: str | None = typer.Option(None, "--line", help="emulator | sim7600 (default: line.kind in settings)."),
+    line: str | None = typer.Option(None, "--line", help="emulator | sim7600 | sip (default: line.kind in settings)."),
     scenario: str | None = typer.Option(None, "--scenario", help="Emulator far-end scenario: built-in name or .toml path."),
     at_port: str | None = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
     audio_port: str | None = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),
@@ -202,7 +202,7 @@ def sim(
 
 @app.command()
 def doctor(
-    line: str | None = typer.Option(None, "--line", help="emulator | sim7600 (default: line.kind in settings)."),
+    line: str | None = typer.Option(None, "--line", help="emulator | sim7600 | sip (default: line.kind in settings)."),
     at_port: str | None = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
     audio_port: str | None = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),
     engines: bool = typer.Option(True, "--engines/--no-engines", help="Also load and smoke-test STT, TTS and LLM."),
@@ -326,7 +326,7 @@ def openclaw_flush(
 @app.command()
 def run(
     goal: Path = typer.Argument(..., help="The goal file (markdown) describing the call."),
-    line: str | None = typer.Option(None, "--line", help="emulator | sim7600 (default: line.kind in settings)."),
+    line: str | None = typer.Option(None, "--line", help="emulator | sim7600 | sip (default: line.kind in settings)."),
     scenario: str | None = typer.Option(None, "--scenario", help="Emulator far-end scenario: built-in name or .toml path."),
     at_port: str | None = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
     audio_port: str | None = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),

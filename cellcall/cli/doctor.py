@@ -19,6 +19,8 @@ def line_report(status: LineStatus, kind: str) -> list[str]:
         f"SIM      {status.sim or '?'}",
         f"network  {network}, operator {status.operator or '?'}, signal {signal}",
     ]
+    if kind == "sip":  # no SIM or radio: the account, its registration and the codecs offered
+        lines[2:] = [f"stack    {status.model or '?'}", f"SIP      {network} at {status.operator or '?'}"]
     if status.detail:
         lines.append(f"detail   {status.detail}")
     return lines

@@ -172,8 +172,11 @@ class SipLine:
             ports["proxy"] = opts.proxy
         if self._codec:
             ports["call codec"] = self._codec
+        model = f"SIP (baresip-python {baresip.__version__})"
         if self._stack is None:
-            return LineStatus(ready=False, registered=self._registered, ports=ports, detail="line not open")
+            return LineStatus(
+                ready=False, registered=self._registered, operator=opts.domain, model=model, ports=ports, detail="line not open"
+            )
         registered = self._registered if opts.register else None
         ready = registered is not False
         detail = "" if ready else f"not registered: {self._registration_detail or 'registration lost'}"
@@ -181,7 +184,7 @@ class SipLine:
             ready=ready,
             registered=registered,
             operator=opts.domain,
-            model=f"SIP (baresip-python {baresip.__version__})",
+            model=model,
             ports=ports,
             detail=detail,
         )
