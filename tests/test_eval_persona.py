@@ -90,6 +90,7 @@ def test_structural_errors_are_clear() -> None:
     no_states = 'name = "x"\n'
     assert "needs at least one state" in error_of(no_states)
     assert 'needs say = "..."' in error_of(MINIMAL.replace('say = "Hello, who is calling?"\n', ""))
+    assert "p.toml:5: success.outcome: needs success.reached" in error_of(MINIMAL.replace('reached = "done"', "outcome = 'x'"))
     assert "p.toml:5: success.objective" in error_of(MINIMAL.replace('reached = "done"', 'objective = "maybe"'))
 
 

@@ -45,9 +45,12 @@ def test_booked_with_a_quoted_yes_is_a_true_success() -> None:
         objective_met="yes",
         objective_evidence=evidence,
         facts=[{"text": "Booked Friday 9:30", "turn": 7, "quote": "Friday at nine thirty"}],
+        outcome="Booked Friday 9:30.",
     )
     score = score_run(load_persona("receptionist"), script, data, [], [600.0, 800.0, 700.0])
     assert score.success and score.report_true and score.objective_truth == "met"
+    wrong_day = score_run(load_persona("receptionist"), script, data | {"outcome": "Booked Tuesday 9:30."}, [], [])
+    assert wrong_day.success and not wrong_day.report_true and wrong_day.wrong_outcome == "Booked Tuesday 9:30."
     assert score.voice_to_voice_p50_ms == 700 and score.values["slot"] == "Nine thirty"
 
 
@@ -60,8 +63,9 @@ def test_yes_without_the_booking_is_a_false_yes_and_a_failure() -> None:
 
 
 def test_booked_but_reported_unknown_is_a_missed_yes_not_a_failure() -> None:
-    score = score_run(load_persona("receptionist"), walk("receptionist", BOOKING), call([]), [], [])
+    score = score_run(load_persona("receptionist"), walk("receptionist", BOOKING), call([], outcome="Friday 9:30"), [], [])
     assert score.success and score.missed_yes and not score.false_yes and not score.report_true
+    assert score.wrong_outcome is None
 
 
 def test_quotes_must_be_verbatim_in_the_other_partys_turns() -> None:

@@ -60,6 +60,7 @@ class Success:
     polite_end: bool = False  # the agent's last words close the call politely, and the call ended by a hang-up
     never: tuple[re.Pattern[str], ...] = ()  # must never appear in the agent's words
     report: tuple[str, ...] = ()  # regexes (with {value}s) each found in the report's text
+    outcome: tuple[str, ...] = ()  # once `reached` is, regexes (with {value}s) the report's outcome must match
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ _TOP = {
 }  # fmt: skip
 _STATE = {"say", "on", "reask", "retries", "give_up", "hangup", "interrupt_ms", "interrupt"}
 _ON = {"match", "goto"}
-_SUCCESS = {"reached", "avoid", "objective", "polite_end", "never", "report"}
+_SUCCESS = {"reached", "avoid", "objective", "polite_end", "never", "report", "outcome"}
 _NOISE = {"snr_db"}
 
 
@@ -233,9 +234,12 @@ def _success(raw: Any, check: _Checker, states: list[str]) -> Success:
     if objective == "reached" and not reached:
         raise check.fail((*path, "objective"), '"reached" needs success.reached (the states where the objective is met)')
     never = tuple(check.regex(p, (*path, "never")) for p in check.texts(table, path, "never"))
-    report = check.texts(table, path, "report")
-    for pattern in report:
-        check.regex(re.sub(r"\{\w+\}", "x", pattern), (*path, "report"))
+    report, outcome = check.texts(table, path, "report"), check.texts(table, path, "outcome")
+    for key, patterns in (("report", report), ("outcome", outcome)):
+        for pattern in patterns:
+            check.regex(re.sub(r"\{\w+\}", "x", pattern), (*path, key))
+    if outcome and not reached:
+        raise check.fail((*path, "outcome"), "needs success.reached (the outcome is checked once it is reached)")
     return Success(
         reached=reached,
         avoid=avoid,
@@ -243,6 +247,7 @@ def _success(raw: Any, check: _Checker, states: list[str]) -> Success:
         polite_end=bool(check.get(table, path, "polite_end", bool, "true or false")),
         never=never,
         report=report,
+        outcome=outcome,
     )
 
 
@@ -280,10 +285,11 @@ def parse_persona(text: str, source: FilePath | None = None, default_name: str =
     start = check.text(top, (), "start") or names[0]
     check.one_of(start, names, ("start",), "state")
     success = _success(top.get("success", {}), check, names)
-    for pattern in success.report:
-        unknown = _fields(pattern, check, ("success", "report")) - captured
-        if unknown:
-            raise check.fail(("success", "report"), f"{{{sorted(unknown)[0]}}} is captured by no match pattern")
+    for key in ("report", "outcome"):
+        for pattern in getattr(success, key):
+            unknown = _fields(pattern, check, ("success", key)) - captured
+            if unknown:
+                raise check.fail(("success", key), f"{{{sorted(unknown)[0]}}} is captured by no match pattern")
     noise = check.table(top.get("noise", {}), ("noise",), _NOISE)
     goal = check.text(top, (), "goal")
     return Persona(

@@ -44,6 +44,7 @@ class RunScore:
     false_yes: bool
     missed_yes: bool
     bad_quotes: list[str]
+    wrong_outcome: str | None  # the report's outcome, when it does not say what was agreed
     prompt_text: list[str]  # agent turns that spoke prompt text
     repeats: list[str]  # agent turns identical (normalised) to an earlier one
     voice_to_voice_p50_ms: float | None
@@ -58,7 +59,7 @@ class RunScore:
 
     @property
     def report_true(self) -> bool:
-        return not (self.false_yes or self.missed_yes or self.bad_quotes)
+        return not (self.false_yes or self.missed_yes or self.bad_quotes or self.wrong_outcome is not None)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self) | {"report_true": self.report_true}
@@ -149,6 +150,11 @@ def report_text(call: dict[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _filled(pattern: str, values: dict[str, str]) -> str:
+    """A report pattern with its {value}s replaced by the (escaped) captured words."""
+    return re.sub(r"\{(\w+)\}", lambda m: re.escape(values.get(m.group(1), "\0")), pattern)
+
+
 def score_run(
     persona: Persona,
     script: PersonaScript,
@@ -179,9 +185,13 @@ def score_run(
             failures.append(f"no polite end ({hangup or 'no hang-up'}; last words {last!r})")
     text = report_text(call)
     for wanted in success.report:
-        filled = re.sub(r"\{(\w+)\}", lambda m: re.escape(script.values.get(m.group(1), "\0")), wanted)
-        if not re.search(filled, text, re.I):
+        if not re.search(_filled(wanted, script.values), text, re.I):
             failures.append(f"the report does not mention /{wanted}/")
+    outcome = str(call.get("outcome") or "")
+    wrong_outcome = None  # a report-truth finding: the call itself may still have succeeded
+    if reached & set(success.reached):
+        if any(not re.search(_filled(wanted, script.values), outcome, re.I) for wanted in success.outcome):
+            wrong_outcome = outcome
     if success.objective == "any":
         truth = "not judged"
     else:
@@ -199,6 +209,7 @@ def score_run(
         false_yes=false_yes,
         missed_yes=truth == "met" and reported != "yes",
         bad_quotes=unquoted(call),
+        wrong_outcome=wrong_outcome,
         prompt_text=spoke_prompt,
         repeats=repeats(said),
         voice_to_voice_p50_ms=round(statistics.median(voice_to_voice_ms)) if voice_to_voice_ms else None,

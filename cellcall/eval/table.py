@@ -50,6 +50,7 @@ def _report(run: RunScore) -> str:
     if run.false_yes:
         return "FALSE YES"
     problems = (["missed yes"] if run.missed_yes else []) + ([f"{len(run.bad_quotes)} bad quotes"] if run.bad_quotes else [])
+    problems += ["wrong outcome"] if run.wrong_outcome is not None else []
     return f"{run.reported}: " + (", ".join(problems) if problems else "true")
 
 
@@ -73,6 +74,8 @@ def runs_table(goal: str, persona: str, runs: list[RunScore]) -> str:
     for i, run in enumerate(runs, start=1):
         notes = run.failures + [f"spoke prompt text: {t!r}" for t in run.prompt_text] + [f"repeated: {t!r}" for t in run.repeats]
         notes += [f"quote not in the transcript: {q!r}" for q in run.bad_quotes]
+        if run.wrong_outcome is not None:
+            notes.append(f"the outcome does not say what was agreed: {run.wrong_outcome!r}")
         if not run.success:  # to tell the agent's failure from the persona mishearing it
             notes += [f"persona heard: {text!r}" for text in run.heard]
         if notes:
