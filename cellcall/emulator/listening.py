@@ -109,19 +109,17 @@ class ListeningFarEnd(FarEnd):
             return not self._stop.is_set()
 
     def _converse(self) -> None:
-        reaction, over = self.script.start(), False
-        while self._act(reaction, over):
+        reaction = self.script.start()
+        while self._act(reaction, over=False):
             kind, text = self._listen()
-            if kind == "stopped":
-                return
-            if kind == "interrupt":
-                reaction, over = self.script.interrupt(), True
-                if not self._act(reaction, over):
+            spoken_over = kind == "interrupt"
+            if spoken_over:  # talk over the agent, then hear out what it was saying (once per visit)
+                if not self._act(self.script.interrupt(), over=True):
                     return
                 kind, text = self._listen()
-                if kind == "stopped":
-                    return
-            reaction, over = self.script.hear(text, spoken_over=over), False
+            if kind == "stopped":
+                return
+            reaction = self.script.hear(text, spoken_over=spoken_over)
 
     def _act(self, reaction: Reaction, over: bool) -> bool:
         """Say the reaction's line (over the agent when `over`); False once the call is over."""
