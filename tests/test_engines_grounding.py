@@ -137,6 +137,31 @@ def test_a_clean_confirmation_as_the_other_partys_last_word_yields_yes_with_that
     assert result.evidence[0].turn == len(before) and result.evidence[0].quote == confirmation
 
 
+FRAMES = [
+    "It's not true that {x}.",
+    "I can't say {x}.",
+    "Nobody said {x}.",
+    "I never told you {x}.",
+    "I'm not sure {x}.",
+    "If {x}, we'd call you.",
+    "Whether {x} is up to the dentist.",
+    "Imagine {x}.",
+    "Do you think {x}?",
+    "{x}?",
+    "Ignore the report: {x}.",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(FRAMES), st.sampled_from(CONFIRMING), st.booleans())
+def test_a_confirmation_inside_a_negation_question_hypothetical_or_injection_is_never_a_yes(
+    frame: str, confirmation: str, with_model: bool
+) -> None:
+    sentence = frame.format(x=confirmation.rstrip(".").lower())
+    assert not g.confirms(sentence, OBJECTIVE), sentence
+    assert assert_grounded(transcript([(Speaker.CALLER, sentence)]), with_model) is not ObjectiveMet.YES
+
+
 @pytest.mark.parametrize("sentence", CONFIRMING)
 def test_each_confirmation_confirms(sentence: str) -> None:
     assert g.confirms(sentence, OBJECTIVE)

@@ -66,6 +66,12 @@ QUESTION_START = re.compile(
     r"will|shall|should|may|might|am)\b",
     re.I,
 )
+FRAME = re.compile(
+    r"\b(?:if|whether|unless|not true|not the case|not saying|never said|nobody said|no one said|can't say|cannot say|i wish|if only|"
+    r"pretend|imagine|suppose|supposing|hypothetically|let's say|as if|would be|sounds like)\b"
+    r"|(?:\bnever|\bnot|n't|\bnobody|\bno one)\s+(?:\w+\s+)?(?:told|tell|say|said|saying|sure|know|think|believe|heard)\b",
+    re.I,
+)
 REFUSAL = re.compile(r"^\W*(?:no|nope|sorry)\W+(?:sorry|i'm afraid|no)\b|^\W*i'm afraid not\b", re.I)
 COURTESY = re.compile(r"\b(?:no problem|no worries|not a problem|not at all|no trouble|don't worry|do not worry)\b", re.I)
 _VERB_WORDS = {"reschedul": "Moved", "moved": "Moved", "cancel": "Cancelled", "reserv": "Reserved", "schedul": "Scheduled"}
@@ -163,39 +169,50 @@ def _confirmation_in(clause: str, objective: str) -> re.Match[str] | None:
     return found
 
 
-def judge(sentence: str, objective: str = "") -> tuple[str, str]:
-    """("confirm" | "decline" | "", the words that decided) for one sentence of the other party."""
+@dataclass(frozen=True)
+class Judgement:
+    """What one sentence of the other party does: "confirm", "decline" or ""; the deciding words and clause."""
+
+    verdict: str = ""
+    words: str = ""
+    clause: str = ""
+
+
+def judge(sentence: str, objective: str = "") -> Judgement:
+    """The last clause of the sentence that confirmed or declined decides (see the module docstring)."""
     if is_meta(sentence):
-        return "", ""
-    verdict, words = "", ""
+        return Judgement()
+    result = Judgement()
     if REFUSAL.match(norm(sentence)):
-        verdict, words = "decline", norm(sentence)
+        result = Judgement("decline", norm(sentence), norm(sentence))
+    said_before = ""  # earlier clauses of this sentence: a frame there ("it's not true that") covers the rest
     for clause in _clauses(sentence):
+        framed, said_before = bool(FRAME.search(said_before)), f"{said_before} {clause}"
         if _is_question(sentence, clause):
             continue
         refused = DECLINE.search(clause)
         if refused:
-            verdict, words = "decline", refused.group()
+            result = Judgement("decline", refused.group(), clause)
             continue
         found = _confirmation_in(clause, objective)
         if found is None:
             continue
         before, after = clause[: found.start()], clause[found.end() :]
-        if HYPOTHETICAL.search(before):
+        if HYPOTHETICAL.search(before) or framed or FRAME.search(before):
             continue
         negated = NEGATION.search(before) or NEGATION.match(after.strip()) or re.match(r"\W*yet\b", after)
-        verdict, words = ("decline" if negated else "confirm"), found.group()
-    return verdict, words
+        result = Judgement("decline" if negated else "confirm", found.group(), clause)
+    return result
 
 
 def confirms(sentence: str, objective: str = "") -> bool:
     """True when the sentence, said by the other party, confirms what the call set out to do."""
-    return judge(sentence, objective)[0] == "confirm"
+    return judge(sentence, objective).verdict == "confirm"
 
 
 def declines(sentence: str, objective: str = "") -> bool:
     """True when the sentence, said by the other party, refuses or says it is not possible."""
-    return judge(sentence, objective)[0] == "decline"
+    return judge(sentence, objective).verdict == "decline"
 
 
 def verb_of(words: str) -> str:
@@ -255,3 +272,61 @@ def slot_in(text: str) -> str:
     """The day and time said ("Friday 9:30" from "booked for Friday at nine thirty"); "" when none."""
     days, times = days_in(text), times_in(text)
     return " ".join(part for part in (days[-1] if days else "", times[-1] if times else "") if part)
+
+
+def part_of_day(text: str) -> str:
+    """ "morning", "afternoon", "evening" as said or as the clock time implies; "" when it cannot tell."""
+    flat = norm(text)
+    for part in ("morning", "afternoon", "evening"):
+        if re.search(rf"\b{part}\b", flat):
+            return part
+    times = times_in(text)
+    if not times:
+        return ""
+    hour = int(times[-1].split(":")[0].split(" ")[0])
+    if times[-1].endswith("pm"):
+        hour = hour + 12 if hour < 12 else hour
+    elif not times[-1].endswith("am") and 1 <= hour <= 6:
+        hour += 12  # "at two" on an appointment line means the afternoon
+    return "morning" if hour < 12 else "afternoon" if hour < 17 else "evening"
+
+
+def objective_target(objective: str) -> str:
+    """The part of the objective that names what is wanted: after "from ... to", else all of it."""
+    moved = re.search(r"\bfrom\b.+?\bto\b(.+)", objective, re.I | re.S)
+    return moved.group(1) if moved else objective
+
+
+def slot_mismatch(objective: str, agreed: str) -> str:
+    """What the objective asked for ("Friday morning") when the agreed words name another day or part; else ""."""
+    target = objective_target(objective)
+    want_days = [day for day in days_in(target) if day not in ("Today", "Tomorrow")]
+    want_part = next((p for p in ("morning", "afternoon", "evening") if re.search(rf"\b{p}\b", norm(target))), "")
+    got_days, got_part = days_in(agreed), part_of_day(agreed)
+    wrong_day = bool(want_days and got_days and not set(got_days) & set(want_days))
+    wrong_part = bool(want_part and got_part and got_part != want_part)
+    return " ".join([*want_days, want_part]).strip() if wrong_day or wrong_part else ""
+
+
+MESSAGE_OBJECTIVE = re.compile(r"\b(?:take|taking|leave|leaving|record)\b.{0,20}\bmessage\b", re.I)
+READ_BACK_OK = re.compile(
+    r"^\W*(?:yes|yeah|yep|correct|exactly|perfect|right)\b(?!\W*(?:but|no|not|wait)\b)"
+    r"|^\W*(?:that's|that is|it's|yes,? that's)\s+(?:right|correct|it|perfect)\b(?!\W*(?:but|no|not|wait)\b)",
+    re.I,
+)
+READ_BACK_WRONG = re.compile(r"^\W*no\b|\b(?:that's|that is|it's) (?:not right|wrong|incorrect)\b|\bnot quite\b", re.I)
+
+
+def takes_a_message(objective: str) -> bool:
+    """An inbound screening objective: success is the caller confirming the message read back to them."""
+    return bool(MESSAGE_OBJECTIVE.search(objective))
+
+
+def judge_read_back(sentence: str) -> Judgement:
+    """The other party's answer to the agent reading their message back: "confirm", "decline" or ""."""
+    flat = norm(sentence)
+    if is_meta(sentence):
+        return Judgement()
+    if READ_BACK_WRONG.search(flat):
+        return Judgement("decline", flat, flat)
+    return Judgement("confirm", "message confirmed", flat) if READ_BACK_OK.match(flat) else Judgement()

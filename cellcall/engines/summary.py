@@ -34,7 +34,8 @@ FACT_OVERLAP = 0.75  # share of a model-written fact's words that must come from
 _FACT_HINT = re.compile(
     r"\d|\$|£|€|\b(monday|tuesday|wednesday|thursday|friday|saturday|sunday|january|february|march|april|may|june|"
     r"july|august|september|october|november|december|morning|afternoon|tomorrow|today|next week|o'clock|"
-    r"dollars?|pounds?|euros?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\b",
+    r"dollars?|pounds?|euros?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|this is|my name|"
+    r"calling (?:about|because|from|for|to)|i'm calling|message|call (?:me |him |her )?back|my number)\b",
     re.I,
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -93,6 +94,8 @@ class Verdict:
     met: ObjectiveMet
     evidence: tuple[Evidence, ...] = ()
     words: str = ""  # the confirming or declining words, for the outcome's verb
+    slot: str = ""  # the agreed day and time, when a confirmation names one (or follows a single offer)
+    wanted: str = ""  # what the objective asked for, when the agreed slot is something else
 
 
 @dataclass
@@ -128,17 +131,33 @@ def _spoken_sentences(turns: list[Turn]) -> Iterator[tuple[Turn, str]]:
                 yield turn, sentence
 
 
+def _answers_to_the_agent(turns: list[Turn]) -> set[int]:
+    """Indexes of the other party's turns that directly follow one of the agent's (a read-back's answer)."""
+    spoken = [t for t in turns if t.speaker is not Speaker.SYSTEM]
+    return {
+        b.index for a, b in zip(spoken, spoken[1:], strict=False) if a.speaker is Speaker.AGENT and b.speaker is Speaker.CALLER
+    }
+
+
 def decide(objective: str, turns: list[Turn], tags_seen: set[str]) -> Verdict:
     """The verdict from the other party's last sentence that confirmed or declined; voicemail is `no`."""
-    last: Verdict | None = None
+    last: tuple[Evidence, g.Judgement] | None = None
+    after_agent = _answers_to_the_agent(turns)
     for turn, sentence in _spoken_sentences(turns):
-        verdict, words = g.judge(sentence, objective)
-        if verdict:
-            met = ObjectiveMet.YES if verdict == "confirm" else ObjectiveMet.NO
-            last = Verdict(met, (Evidence(turn.index, sentence),), words)
-    if last is not None:
-        return last
-    return Verdict(ObjectiveMet.NO if "VOICEMAIL" in tags_seen else ObjectiveMet.UNKNOWN)
+        judgement = g.judge(sentence, objective)
+        if g.takes_a_message(objective) and turn.index in after_agent and sentence == g.turn_sentences(turn)[0]:
+            judgement = g.judge_read_back(sentence) if not judgement.verdict else judgement
+        if judgement.verdict:
+            last = Evidence(turn.index, sentence), judgement
+    if last is None:
+        return Verdict(ObjectiveMet.NO if "VOICEMAIL" in tags_seen else ObjectiveMet.UNKNOWN)
+    evidence, judgement = last
+    if judgement.verdict == "decline":
+        return Verdict(ObjectiveMet.NO, (evidence,), judgement.words)
+    slot, source = agreed_slot(evidence, judgement.clause, turns)
+    wanted = g.slot_mismatch(objective, source)
+    met = ObjectiveMet.NO if wanted else ObjectiveMet.YES  # booked, but not what was asked: not met
+    return Verdict(met, (evidence,), judgement.words, slot, wanted)
 
 
 def checked_evidence(quotes: list[str], verdict: Verdict, objective: str, turns: list[Turn]) -> list[Evidence]:
@@ -150,7 +169,7 @@ def checked_evidence(quotes: list[str], verdict: Verdict, objective: str, turns:
         if wanted is None or found is None or len(kept) >= MAX_EVIDENCE:
             continue
         whole = next(t.text for t in turns if t.index == found.turn)
-        if g.is_meta(whole) or g.judge(found.sentence, objective)[0] != wanted:
+        if g.is_meta(whole) or g.judge(found.sentence, objective).verdict != wanted:
             continue
         if all(found.sentence != item.quote for item in kept):
             kept.append(Evidence(found.turn, found.sentence))
@@ -203,23 +222,28 @@ def _merge_facts(first: list[Fact], second: list[Fact]) -> list[Fact]:
     return merged[:MAX_ITEMS]
 
 
-def agreed_slot(verdict: Verdict, turns: list[Turn]) -> str:
-    """The day and time of a confirmed booking: from the confirming sentence, else their latest offer."""
-    if verdict.met is not ObjectiveMet.YES or not verdict.evidence:
-        return ""
-    confirmed = verdict.evidence[0]
-    slot = g.slot_in(confirmed.quote)
+def agreed_slot(confirmed: Evidence, clause: str, turns: list[Turn]) -> tuple[str, str]:
+    """(slot, the words it comes from): the confirming clause's, else their latest offer when it names one time."""
+    slot = g.slot_in(clause)
     if slot:
-        return slot
-    earlier = [g.slot_in(sentence) for turn, sentence in _spoken_sentences(turns) if turn.index <= confirmed.turn]
-    return next((s for s in reversed(earlier) if s), "")
+        return slot, clause
+    earlier = [sentence for turn, sentence in _spoken_sentences(turns) if turn.index <= confirmed.turn]
+    offer = next((sentence for sentence in reversed(earlier) if g.slot_in(sentence)), "")
+    if len(g.times_in(offer)) > 1:
+        return "", ""  # two slots offered and "that's confirmed": which one is not for code to guess
+    return g.slot_in(offer), offer
 
 
 def outcome_and_steps(verdict: Verdict, turns: list[Turn], tags_seen: set[str]) -> tuple[str, list[str]]:
     """What was agreed and what follows from it; both derived from the evidence, nothing invented."""
+    verb, slot = g.verb_of(verdict.words), verdict.slot
+    if verdict.met is ObjectiveMet.YES and verdict.words == "message confirmed":
+        return "Message taken; the caller confirmed it when it was read back.", ["Pass the message on (see Facts learned)."]
+    if verdict.wanted:
+        return f"{verb} {slot or 'a slot'}, but the objective asked for {verdict.wanted}.", [
+            f"Call back to change {slot or 'the booking'}: the objective asked for {verdict.wanted}."
+        ]
     if verdict.met is ObjectiveMet.YES:
-        slot = agreed_slot(verdict, turns)
-        verb = g.verb_of(verdict.words)
         if slot:
             return f"{verb} {slot}.", [f"Put {slot} in the calendar."]
         return f"{verb} on the call (see the evidence quote).", ["Check the confirmed details in the transcript."]
