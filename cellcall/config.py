@@ -110,6 +110,34 @@ class LlmSettings:
 
 
 @dataclass
+class EnginesSettings:
+    """`[engines]`: where the voice loop's STT, LLM and TTS run (docs: README "GPU relay")."""
+
+    relay: str = ""  # tcp://HOST:PORT or tls://HOST:PORT (`cellcall relay serve`); empty = local engines
+    relay_fallback: str = "warm"  # warm: local engines load while it rings | lazy: on first failure | none: end the call
+    relay_timeout_s: float = 3.0  # connect, and first answer of each request; a stalled stream fails after this
+    relay_ca: str = ""  # PEM CA bundle for a tls:// relay with its own certificate; empty = the system's
+
+
+@dataclass
+class RelaySettings:
+    """`[relay]`: `cellcall relay serve` (token also read by appliances: CELLCALL_RELAY_TOKEN)."""
+
+    listen: str = "127.0.0.1:8770"
+    token: str = ""  # required to listen off loopback; appliances send it in HELLO
+    tls_cert: str = ""
+    tls_key: str = ""
+    max_clients: int = 16  # connections at once (an appliance opens one per concurrent request, 2-3 per call)
+    max_frame_bytes: int = 4 * 1024 * 1024
+    max_utterance_s: float = 60.0
+    idle_timeout_s: float = 300.0  # a connection silent this long is closed
+    stt_device: str = "cpu"  # cpu | cuda (faster-whisper on the GPU)
+    stt_model: str = ""  # empty = stt.model; e.g. a larger CTranslate2 folder on the GPU box
+    llm_model: str = ""  # empty = llm.model; e.g. a larger .gguf path
+    llm_gpu_layers: int = -1  # llama.cpp layers on CUDA (embedded backend): -1 all on a CUDA build, 0 CPU only
+
+
+@dataclass
 class AgentSettings:
     style: str = "scripted"  # scripted: the planner's own words | guided: the model phrases each planned move
 
@@ -175,6 +203,8 @@ class Settings:
     stt: SttSettings = field(default_factory=SttSettings)
     tts: TtsSettings = field(default_factory=TtsSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
+    engines: EnginesSettings = field(default_factory=EnginesSettings)
+    relay: RelaySettings = field(default_factory=RelaySettings)
     agent: AgentSettings = field(default_factory=AgentSettings)
     paths: PathSettings = field(default_factory=PathSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)

@@ -12,10 +12,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from cellcall.config import Settings
 from cellcall.engines import ChatModel, EngineError, Synthesizer, Transcriber
+
+if TYPE_CHECKING:
+    from cellcall.relay.engines import RelayEngineSet
 
 T = TypeVar("T")
 
@@ -69,6 +72,11 @@ class Engines:
         )
         self._tts: _Lazy[Synthesizer] = _Lazy("tts", lambda: PiperSynthesizer(tts.voice, 8000, tts.length_scale))
         self._llm: _Lazy[ChatModel] = _Lazy("llm", lambda: make_chat_model(llm, cache))
+        self.relay: RelayEngineSet | None = None  # engines.relay set: the loop's engines go there first
+        if settings.engines.relay:
+            from cellcall.relay.engines import relay_engine_set
+
+            self.relay = relay_engine_set(settings, self._stt.get, self._tts.get, self._llm.get)
 
     def preload(self) -> None:
         """Start loading all three in background threads; returns at once.
@@ -79,17 +87,30 @@ class Engines:
         threading.Thread(target=self._start_all, name="load-engines", daemon=True).start()
 
     def _start_all(self) -> None:
+        if self.relay is not None:
+            self.relay.connect()  # HELLO while it rings; a relay that is down is found out now
+            if not self.relay.warm_local:
+                return  # relay_fallback lazy / none: the local models load only if the relay fails
         for lazy in (self._stt, self._tts, self._llm):
             lazy.start()
 
     def stt(self) -> Transcriber:
-        return self._stt.get()
+        return self.relay.stt if self.relay is not None else self._stt.get()
 
     def tts(self) -> Synthesizer:
-        return self._tts.get()
+        return self.relay.tts if self.relay is not None else self._tts.get()
 
     def llm(self) -> ChatModel:
-        return self._llm.get()
+        return self.relay.llm if self.relay is not None else self._llm.get()
+
+    def served_by(self) -> dict[str, str]:
+        """Who served the latest STT, LLM and TTS request: "relay", "local" or "" (none yet).
+
+        With no relay configured every engine is local. The voice loop reads this after each turn.
+        """
+        if self.relay is None:
+            return {"stt": "local", "llm": "local", "tts": "local"}
+        return self.relay.served_by()
 
 
 _shared: dict[str, Engines] = {}
@@ -97,7 +118,7 @@ _shared_lock = threading.Lock()
 
 
 def _engine_key(settings: Settings) -> str:
-    return repr((settings.stt, settings.tts, settings.llm, settings.cache_dir()))
+    return repr((settings.stt, settings.tts, settings.llm, settings.engines, settings.cache_dir()))
 
 
 def shared_engines(settings: Settings) -> Engines:

@@ -28,7 +28,7 @@ def _chunk_text(chunk: dict[str, Any]) -> str:
 class EmbeddedChatModel(StreamingChatModel):
     """Implements `ChatModel` with xllamacpp; also serves OpenAI HTTP at `base_url` (loopback)."""
 
-    def __init__(self, model: GgufModel, threads: int = 2, context: int = 2048) -> None:
+    def __init__(self, model: GgufModel, threads: int = 2, context: int = 2048, gpu_layers: int = -1) -> None:
         if threads < 1 or context < 256:
             raise EngineError(f"llm needs threads >= 1 and context >= 256, got {threads} and {context}")
         import xllamacpp
@@ -36,6 +36,7 @@ class EmbeddedChatModel(StreamingChatModel):
         params = xllamacpp.CommonParams()
         params.model.path = str(model.path)
         params.n_ctx = context
+        params.n_gpu_layers = gpu_layers  # -1: llama.cpp default (all layers on a CUDA build); 0: CPU only
         params.n_parallel = 1  # one conversation per process: its slot keeps the prompt cache
         params.cpuparams.n_threads = threads
         params.cpuparams_batch.n_threads = threads

@@ -1,0 +1,1 @@
+"""Offload STT, LLM and TTS to another box (`cellcall relay serve`), with failover to local engines."""
