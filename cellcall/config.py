@@ -179,6 +179,20 @@ class OpenClawSettings:
 
 
 @dataclass
+class QueueSettings:
+    """`[queue]`: `cellcall watch` becomes a worker of a shared NATS JetStream queue (docs: README "Fleet")."""
+
+    url: str = ""  # nats://HOST:PORT or tls://HOST:PORT; empty = no queue, the goals folder is dialled locally
+    line_name: str = ""  # this line's name for goals with `line:`; empty = the host name
+    caller_id: str = ""  # this line's own number (E.164), for goals with `line: "+1..."`
+    tls_ca: str = ""  # PEM CA bundle for a tls:// server with its own certificate
+    claim_ttl_s: float = 30.0  # a claim not refreshed this long belongs to a dead worker
+    fleet_max_calls_per_hour: int = 0  # across all lines; 0 = only each line's [policy]
+    fleet_max_calls_per_day: int = 0
+    # the token comes from CELLCALL_QUEUE_TOKEN, user/password from CELLCALL_QUEUE_USER / CELLCALL_QUEUE_PASSWORD
+
+
+@dataclass
 class ApiSettings:
     listen: str = "127.0.0.1:8765"  # `cellcall serve --listen HOST:PORT`
     token: str = ""  # or CELLCALL_API_TOKEN; required to listen off loopback
@@ -211,6 +225,7 @@ class Settings:
     inbound: InboundSettings = field(default_factory=InboundSettings)
     openclaw: OpenClawSettings = field(default_factory=OpenClawSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
     log: LogSettings = field(default_factory=LogSettings)
     sources: dict[str, str] = field(default_factory=dict, repr=False)  # "section.key" -> where it came from
 

@@ -114,6 +114,7 @@ class RunnerThread:
         place,
         answer=never_answer,
         options: RunnerOptions | None = None,
+        dialler=None,
     ) -> None:
         self.log_stream = io.StringIO()
         self.runner = Runner(
@@ -125,6 +126,7 @@ class RunnerThread:
             log=EventLog(self.log_stream),
             options=options or RunnerOptions(rescan_s=0.5),
             outbox_root=Path(settings.paths.outbox),
+            dialler=dialler,
         )
         self.thread = threading.Thread(target=self.runner.run, name="test-runner", daemon=True)
 

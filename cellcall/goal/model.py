@@ -22,7 +22,7 @@ PREAMBLE_SECTION = "Notes"
 
 KEYS = (
     "number", "persona", "objective", "opening", "hangup", "voicemail", "retry", "not_before",
-    "not_after", "language", "voice", "llm", "stt", "tts", "tags", "id", "direction",
+    "not_after", "language", "voice", "llm", "stt", "tts", "tags", "id", "direction", "line",
 )  # fmt: skip
 HANGUP_KEYS = ("max_duration_s", "silence_timeout_s", "when")
 VOICEMAIL_KEYS = ("action", "message")
@@ -97,6 +97,7 @@ class Goal:
     id: str | None = None
     sections: dict[str, str] = field(default_factory=dict)
     direction: str = "outbound"
+    line: str | None = None  # fleet routing: the line name or caller id that must place the call
 
     def instructions(self) -> str:
         """The system prompt for a small model on a phone call; the caller's words never go in here."""

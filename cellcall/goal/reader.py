@@ -148,6 +148,7 @@ class _Reader:
             tags=self.tags(top),
             id=goal_id,
             direction=direction,
+            line=self.text(top, "line", limit=MAX_SHORT_TEXT),
         )
         if goal.not_before and goal.not_after and goal.not_after <= goal.not_before:
             self.add(top["not_after"][1], "not_after", "not_after must be later than not_before")

@@ -41,10 +41,20 @@ from cellcall.watch.intake import GoalIntake
 from cellcall.watch.outbound import InboxDialler
 from cellcall.watch.recovery import recover_orphans
 from cellcall.watch.ringing import InboundDesk
+from cellcall.watch.schedule import Hold
 
 if TYPE_CHECKING:
     from cellcall.call import CallResult
     from cellcall.engines.cache import Engines
+    from cellcall.queue.connection import QueueClient
+
+
+class Dialler(Protocol):
+    """Where outbound goals come from: the local goals folder (outbound.py) or the fleet queue (cellcall.queue)."""
+
+    hold: Hold | None  # why dialling waits now, for the status line
+
+    def dial_next(self) -> None: ...
 
 
 class PlaceFn(Protocol):
@@ -82,6 +92,7 @@ class Runner:
         log: EventLog | None = None,
         options: RunnerOptions | None = None,
         outbox_root: Path | None = None,
+        dialler: Callable[[Runner, threading.Event], Dialler] | None = None,
     ) -> None:
         self.settings = settings
         self.options = options or RunnerOptions()
@@ -112,7 +123,7 @@ class Runner:
         self._line_retry_at = 0.0
         self._line_backoff = self.options.reconnect_min_s
         self.inbound = InboundDesk(self)
-        self.dialler = InboxDialler(self, self._wake)
+        self.dialler: Dialler = (dialler or InboxDialler)(self, self._wake)  # the goals folder, or the fleet queue
         self._status_file = self.inbox.state_dir / f"runner-{os.getpid()}.json"
         self._status: dict[str, Any] = {
             "owner": Owner.current().to_json(),
@@ -337,6 +348,20 @@ class WatchError(RuntimeError):
     """`cellcall watch` cannot start (no goals folder, unknown line kind)."""
 
 
+def _fleet_dialler(settings: Settings) -> tuple[QueueClient | None, Callable[[Runner, threading.Event], Dialler] | None]:
+    """With `[queue] url` the runner dials the fleet queue's goals (cellcall.queue); else its own folder's."""
+    if not settings.queue.url:
+        return None, None
+    from cellcall.queue.connection import QueueClient, QueueError  # noqa: F811 - needed at run time too
+    from cellcall.queue.worker import QueueDialler
+
+    try:
+        client = QueueClient(settings.queue)
+    except QueueError as exc:
+        raise WatchError(str(exc)) from None
+    return client, lambda runner, wake: QueueDialler(runner, wake, client)
+
+
 def watch(
     settings: Settings, goals_dir: Path | None = None, attach: Callable[[Runner], Callable[[], None]] | None = None
 ) -> NoReturn:
@@ -355,8 +380,9 @@ def watch(
         raise WatchError(f"goals folder not found: {goals} (create it, or pass GOALS_DIR)")
     if settings.line.kind not in KINDS:
         raise WatchError(f"unknown line kind {settings.line.kind!r}: choose one of {', '.join(KINDS)}")
+    client, dialler = _fleet_dialler(settings)  # before the models load: a refused token ends here
     place, answer, engines = default_call_fns(settings)
-    runner = Runner(settings, goals, line_factory=lambda: make_line(settings), place=place, answer=answer)
+    runner = Runner(settings, goals, line_factory=lambda: make_line(settings), place=place, answer=answer, dialler=dialler)
     try:
         detach = attach(runner) if attach else None
     except BaseException:
@@ -367,6 +393,8 @@ def watch(
     flushing = threading.Event()
     start_periodic_delivery(settings, flushing)  # pushes queued while the gateway was down
     runner.run()
+    if client is not None:
+        client.close()
     if detach is not None:
         detach()
     flushing.set()

@@ -1,0 +1,103 @@
+"""The fleet on a real nats-server (JetStream, loopback, by PID): three workers on emulated lines.
+
+Calls go through the line-only seams of tests/runner_support.py (a real ATD on the emulator's pty,
+no models), so exactly-once dialling is counted on the modems' own AT logs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from fleet_support import Worker, report_rows
+from nats_support import TOKEN, NatsServer
+from runner_support import atd_count, goal_text, wait_for
+
+from cellcall.queue import fleet
+from cellcall.queue.connection import QueueClient, QueueError
+from cellcall.queue.messages import GoalMessage
+
+
+@pytest.fixture
+def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("CELLCALL_QUEUE_TOKEN", TOKEN)
+    srv = NatsServer(tmp_path / "jetstream").start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def _goal(i: int, extra: str = "") -> bytes:
+    return goal_text(number=f"+1415555{i:04d}", objective=f"Ask about order {i}", extra=extra).encode()
+
+
+def test_fifty_goals_at_once_each_valid_one_dialled_exactly_once_over_three_lines(server: NatsServer, tmp_path: Path) -> None:
+    valid = [GoalMessage(f"order{i:02d}.md", _goal(i), "any") for i in range(40)]
+    routed = GoalMessage("for-line-b.md", _goal(99, 'line: "line-b"\n'), "line.line-b")
+    duplicates = [valid[i] for i in range(5)]  # pushed twice: same name, same bytes
+    invalid = [
+        GoalMessage("no-frontmatter.md", b"Call the dentist please\n", "any"),
+        GoalMessage("typo.md", goal_text(extra="objectiv: typo\n").encode(), "any"),
+        GoalMessage("bad-number.md", goal_text(number="12").encode(), "any"),
+        GoalMessage("binary.md", b"\xff\xfe\x00junk", "any"),
+    ]
+    with (
+        Worker(tmp_path / "a", server.settings("line-a", claim_ttl_s=3.0)) as a,
+        Worker(tmp_path / "b", server.settings("line-b", claim_ttl_s=3.0)) as b,
+        Worker(tmp_path / "c", server.settings("line-c", claim_ttl_s=3.0)) as c,
+    ):
+        pusher = QueueClient(server.settings("pusher"))
+        try:
+            fleet.push(pusher, [*valid, routed, *duplicates, *invalid])  # 50 goals
+            expected_reports = len(valid) + 1 + len(invalid)
+            wait_for(lambda: len(report_rows(pusher)) >= expected_reports, 90, "a report for every distinct goal")
+            wait_for(lambda: fleet.status(pusher)["queued"] == 0, 20, "the queue to empty")
+            rows = report_rows(pusher)
+            status = fleet.status(pusher)
+        finally:
+            pusher.close()
+        workers = (a, b, c)
+        dialled = Counter(name for w in workers for name in w.seam.calls)
+        atds = [atd_count(w.emulator.at_log) for w in workers]
+    assert len(rows) == expected_reports, "no goal reported twice"
+    by_source = {str(r["source"]): r for r in rows}
+    assert set(dialled) == {Path(m.source).stem for m in [*valid, routed]}
+    assert max(dialled.values()) == 1, f"dialled twice: {[n for n, k in dialled.items() if k > 1]}"
+    assert sum(atds) == len(valid) + 1, atds
+    assert all(n > 0 for n in atds), f"the goals were not spread over the lines: {atds}"
+    assert by_source["for-line-b.md"]["line"] == "line-b"
+    for message in invalid:
+        assert by_source[message.source]["status"] == "invalid"
+        assert by_source[message.source]["call"] is None
+    done = [r for r in rows if r["status"] == "busy"]
+    assert len(done) == len(valid) + 1
+    assert all(isinstance(r["call"], dict) and r["report_md"] for r in done), "call.json and report.md are published"
+    assert status["claims"] == {"done": len(valid) + 1, "invalid": len(invalid)}
+    assert {w["line"] for w in status["workers"]} >= {"line-a", "line-b", "line-c"}
+
+
+def test_a_worker_with_a_wrong_token_is_refused_clearly(server: NatsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CELLCALL_QUEUE_TOKEN", "not-the-token-5550")
+    with pytest.raises(QueueError) as refused:
+        QueueClient(server.settings("line-x"))
+    text = str(refused.value)
+    assert "refused" in text and "CELLCALL_QUEUE_TOKEN" in text
+    assert "not-the-token-5550" not in text and TOKEN not in text
+    monkeypatch.delenv("CELLCALL_QUEUE_TOKEN")
+    with pytest.raises(QueueError, match="authorization"):
+        QueueClient(server.settings("line-x"))
+
+
+def test_no_server_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
+    from nats_support import free_port
+
+    from cellcall.config import QueueSettings
+
+    with pytest.raises(QueueError, match="cannot reach"):
+        QueueClient(QueueSettings(url=f"nats://127.0.0.1:{free_port()}"))
+    with pytest.raises(QueueError, match="nats:// or tls://"):
+        QueueClient(QueueSettings(url="http://127.0.0.1:4222"))
+    assert os.environ.get("CELLCALL_QUEUE_TOKEN") in (None, TOKEN)
