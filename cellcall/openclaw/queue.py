@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 import re
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cellcall.files import atomic_write
 
 QUEUE_DIR = ".openclaw-queue"
 PENDING, REJECTED, FAILED = "pending", "rejected", "failed"  # rejected: bad token; failed: the gateway said no
@@ -51,12 +52,7 @@ class PushQueue:
         """Write (or replace) an entry atomically."""
         self.path.mkdir(parents=True, exist_ok=True)
         target = self.file_for(entry.call_id)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(asdict(entry), handle, ensure_ascii=False, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        atomic_write(target, json.dumps(asdict(entry), ensure_ascii=False, indent=1), durable=True)
         return target
 
     def remove(self, call_id: str) -> None:

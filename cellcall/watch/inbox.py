@@ -29,6 +29,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cellcall.files import atomic_write_json
+
 QUEUE_DIRS = ("running", "waiting", "done", "failed")
 STATE_DIR = ".cellcall"
 _EDITOR_SUFFIXES = (".swp", ".swo", ".swx", "~", ".tmp", ".part", ".crdownload", "#")
@@ -45,20 +47,6 @@ def content_hash(data: bytes) -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def atomic_write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write a whole JSON file or nothing (a hidden temp file, then os.replace).
-
-    No fsync: it costs milliseconds on the drop-to-dial path, and what it would add (surviving a
-    power cut, not just a crash) is not needed for safety: a claim that lost its state file is
-    reported as interrupted at the next start, never redialled.
-    """
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -315,7 +303,7 @@ class Inbox:
     def fail(self, source: Path | Claim, problems: list[str], title: str = "Goal not dialled") -> Path | None:
         """Move a goal that must never dial to failed/ with NAME.error.md; None if a rival moved it."""
         claim = source if isinstance(source, Claim) else None
-        path = claim.goal_file if claim else source
+        path = source.goal_file if isinstance(source, Claim) else source
         stem = Path(claim.source_name).stem if claim else path.name[: -len(".md")]
         lines = [f"# {title}: {stem}", "", f"Moved here at {self.clock().isoformat(timespec='seconds')}.", ""]
         lines += [f"- {problem}" for problem in problems]
