@@ -7,7 +7,9 @@ case, apostrophes and whitespace normalised) and is widened to its whole sentenc
 cut the "not" off "nothing is booked". A sentence confirms when it matches the confirmation lexicon
 (`CONFIRM`) outside a question, a hypothetical ("if", "can", "I'll") or a negation; it declines when
 it matches `DECLINE` or negates a confirmation. A turn that talks about reports, objectives or
-instructions is never evidence of anything. Pure functions, no state.
+instructions is never evidence of anything. Slots (day, clock time, part of day) are read from the
+words so code can tell whether a booking is the one the objective asked for; a message objective is
+confirmed by the caller's "yes, that's right" to a read-back. Pure functions, no state.
 """
 
 from __future__ import annotations
@@ -208,11 +210,6 @@ def judge(sentence: str, objective: str = "") -> Judgement:
 def confirms(sentence: str, objective: str = "") -> bool:
     """True when the sentence, said by the other party, confirms what the call set out to do."""
     return judge(sentence, objective).verdict == "confirm"
-
-
-def declines(sentence: str, objective: str = "") -> bool:
-    """True when the sentence, said by the other party, refuses or says it is not possible."""
-    return judge(sentence, objective).verdict == "decline"
 
 
 def verb_of(words: str) -> str:
