@@ -74,12 +74,12 @@ class TalkingCalls(LineOnlyCalls):
         for index, (speaker, text) in enumerate(self.script):
             if stop.wait(self.gap_s):
                 break
-            turn = Turn(index, speaker, text, 0.8 * index)
+            turn = Turn(index + 1, speaker, text, 0.8 * index)  # numbered from 1, as the voice loop numbers them
             outbox.append_turn(turn)
             record.turns.append(turn)
             observer.on_turn(turn)  # type: ignore[attr-defined]
             if speaker is Speaker.AGENT:
-                latency = TurnLatency(index, stt_ms=120.0 + index, first_audio_ms=640.0 + 100 * index)
+                latency = TurnLatency(index + 1, stt_ms=120.0 + index, first_audio_ms=640.0 + 100 * index)
                 outbox.append_latency(latency)
                 record.latency.append(latency)
                 observer.on_latency(latency)  # type: ignore[attr-defined]

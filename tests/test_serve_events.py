@@ -77,7 +77,7 @@ def test_the_event_stream_follows_a_whole_call_in_order(tmp_path: Path) -> None:
     for earlier, later in (("queued", "dialling"), ("dialling", "answered"), ("answered", "turn"), ("turn", "ended")):
         assert names.index(earlier) < names.index(later), names
     turns = [d for n, d in mine if n == "turn"]
-    assert [(t["index"], t["speaker"], t["text"]) for t in turns] == [(i, s.value, text) for i, (s, text) in enumerate(SCRIPT)]
+    assert [(t["index"], t["speaker"], t["text"]) for t in turns] == [(i, s.value, text) for i, (s, text) in enumerate(SCRIPT, 1)]
     assert [d["first_audio_ms"] for n, d in mine if n == "latency"] == [640.0, 840.0]
     [ended] = [d for n, d in mine if n == "ended"]
     assert ended["status"] == "completed" and ended["final"] is True and Path(ended["report"]).is_file()

@@ -60,6 +60,7 @@ class _Current:
     call_id: str | None
     goal: str | None
     folder: Path | None = None
+    turns: int = 0  # turn events seen: the next one is the transcript's turn at this position
 
 
 @dataclass
@@ -112,7 +113,9 @@ class _Translator:
 
     def _on_call_turn(self, f: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         index = int(f.get("index", -1))
-        turn = self._turn(index)
+        turn = self._turn(self.current.turns if self.current else -1)
+        if self.current is not None:
+            self.current.turns += 1  # each turn is appended to transcript.md before it is announced
         data = {**self._ids(), "index": index, "speaker": f.get("speaker"), "barged_in": bool(f.get("barged_in"))}
         data.update(text=turn.text if turn else None, at_s=turn.at_s if turn else None)
         if turn is not None and turn.barged_in:
@@ -185,7 +188,7 @@ class _Translator:
                 return claim.source_name.removesuffix(".md")
         return None
 
-    def _turn(self, index: int) -> Turn | None:
+    def _turn(self, position: int) -> Turn | None:
         folder = self.current.folder if self.current else None
         if folder is None:
             return None
@@ -193,7 +196,7 @@ class _Translator:
             turns = transcript_turns((folder / TRANSCRIPT).read_text(encoding="utf-8"))
         except OSError:
             return None
-        return turns[index] if 0 <= index < len(turns) else None
+        return turns[position] if 0 <= position < len(turns) else None
 
     def _latency(self, turn: int) -> dict[str, Any] | None:
         folder = self.current.folder if self.current else None
