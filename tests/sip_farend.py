@@ -1,6 +1,6 @@
 """The SIP far end for tests/sip_rig.py: a second baresip user agent in its own process.
 
-It registers as +15550002 at the rig's kamailio, then answers / rejects / lets ring an incoming
+It registers as +14155550132 at the rig's kamailio, then answers / rejects / lets ring an incoming
 call (or dials out), plays a WAV in real time, records what it hears, sends DTMF when told, and
 prints one JSON event per line on stdout: registered, incoming, established, dtmf, closed, done.
 """
@@ -33,11 +33,43 @@ def read_pcm(path: str | None) -> bytes:
         return wav.readframes(wav.getnframes())
 
 
+def timeline(paths: str, every_s: float) -> tuple[bytes, list[tuple[float, float]]]:
+    """The WAVs of `--play` (comma-separated) laid out `every_s` apart (0: back to back), and their spans."""
+    pcm, spans = bytearray(), []
+    for index, path in enumerate(p for p in paths.split(",") if p):
+        offset = max(len(pcm), int(index * every_s * 8000) * 2)
+        pcm += b"\0" * (offset - len(pcm))
+        pcm += read_pcm(path)
+        spans.append((offset / 16000, len(pcm) / 16000))
+    return bytes(pcm), spans
+
+
+class Onsets:
+    """Voice onsets in what the far end hears: a loud 20 ms frame after at least 300 ms of quiet."""
+
+    def __init__(self, threshold: float = 500.0) -> None:
+        self.threshold, self.quiet, self.rest = threshold, 15, b""
+
+    def feed(self, data: bytes, now: float) -> None:
+        data, self.rest = self.rest + data, b""
+        whole = len(data) // FRAME * FRAME
+        self.rest = data[whole:]
+        for i in range(0, whole, FRAME):
+            samples = memoryview(data[i : i + FRAME]).cast("h")
+            loud = (sum(x * x for x in samples) / len(samples)) ** 0.5 > self.threshold
+            if loud and self.quiet >= 15:
+                say("voice-onset", at=now)
+            self.quiet = 0 if loud else self.quiet + 1
+
+
 async def media(call: baresip.Call, args: argparse.Namespace, closed: asyncio.Event) -> None:
     """Play `--play` (then silence), record into `--record`, on a 20 ms clock until the call closes."""
-    pcm = read_pcm(args.play)
+    pcm, spans = timeline(args.play, args.every)
     heard = bytearray()
+    onsets = Onsets()
     start = time.monotonic()
+    for begin, end in spans:
+        say("utterance", start=start + begin, end=start + end)
     sent = 0
     dtmf_due = start + args.dtmf_after if args.send_dtmf else None
     hangup_due = start + args.hangup_after if args.hangup_after else None
@@ -48,7 +80,9 @@ async def media(call: baresip.Call, args: argparse.Namespace, closed: asyncio.Ev
                 chunk = pcm[sent * FRAME : (sent + 1) * FRAME]
                 call.audio.write(chunk.ljust(FRAME, b"\0"))
                 sent += 1
-            heard += call.audio.read(4096)
+            received = call.audio.read(4096)
+            heard += received
+            onsets.feed(received, now)
         except (baresip.AudioNotActive, baresip.AudioRestarted):
             pass
         if dtmf_due is not None and now >= dtmf_due:
@@ -105,7 +139,7 @@ async def main(args: argparse.Namespace) -> None:
     extra = f"sip_listen 127.0.0.1:{args.listen}\nrtp_ports {args.rtp}-{args.rtp + 20}\n"
     await runtime.start(baresip.Config(net_interface="127.0.0.1", extra_config_text=extra))
     account = baresip.Account(
-        user="+15550002", domain=args.domain, password=args.password, audio_codecs=tuple(args.codecs.split(","))
+        user="+14155550132", domain=args.domain, password=args.password, audio_codecs=tuple(args.codecs.split(","))
     )
     ua = await baresip.UserAgent.create(runtime, account)
     done = asyncio.Event()
@@ -141,6 +175,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--answer-after", type=float, default=0.5)
     parser.add_argument("--call", default="")
     parser.add_argument("--play", default="")
+    parser.add_argument("--every", type=float, default=0.0, help="seconds between the starts of the --play WAVs")
     parser.add_argument("--record", default="")
     parser.add_argument("--send-dtmf", default="")
     parser.add_argument("--dtmf-after", type=float, default=1.0)

@@ -23,7 +23,7 @@ from pathlib import Path
 KAMAILIO = shutil.which("kamailio") or "/usr/sbin/kamailio"
 MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
 REALM = "cellcall.test"
-USERS = {"alice": "alice-secret", "+15550002": "bob-secret"}
+USERS = {"alice": "alice-secret", "+14155550132": "bob-secret"}
 FAREND = Path(__file__).with_name("sip_farend.py")
 
 
@@ -168,7 +168,7 @@ class FarEnd:
         self.out = rig.workdir / f"farend-{time.time_ns()}.jsonl"
         self._file = self.out.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, str(FAREND), "--domain", rig.domain, "--password", USERS["+15550002"], *args],
+            [sys.executable, str(FAREND), "--domain", rig.domain, "--password", USERS["+14155550132"], *args],
             stdout=self._file,
             stderr=subprocess.STDOUT,
             start_new_session=True,

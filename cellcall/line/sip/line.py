@@ -24,7 +24,8 @@ import queue
 import re
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import baresip
 from baresip.call import Call
@@ -254,12 +255,12 @@ class SipLine:
         call = self._call
         self._stack_run(call.send_dtmf(digits), timeout=COMMAND_TIMEOUT_S + 0.3 * len(digits))
 
-    def _stack_run(self, coro: object, timeout: float = COMMAND_TIMEOUT_S) -> None:
+    def _stack_run(self, coro: Coroutine[Any, Any, object], timeout: float = COMMAND_TIMEOUT_S) -> None:
         if self._stack is None:
-            getattr(coro, "close", lambda: None)()
+            coro.close()
             raise LineError("the line is not open")
         try:
-            self._stack.run(coro, timeout)  # type: ignore[arg-type]
+            self._stack.run(coro, timeout)
         except baresip.BaresipError as exc:
             raise LineError(f"SIP: {exc}") from None
 
@@ -349,8 +350,8 @@ class SipLine:
         self._spawn(call.hangup())
 
     def _on_ua_event(self, event: baresip.StackEvent) -> None:
-        if event.event is baresip.Event.REGISTER_OK:
-            self._registered, self._registration_detail = True, ""
+        if event.event is baresip.Event.REGISTER_OK:  # also the stack's own retry succeeding after a loss
+            self._registered, self._registration_detail, self._lost_pending = True, "", False
         elif event.event is baresip.Event.REGISTER_FAIL and self._registered:
             self._registered = False
             self._registration_detail = event.text or "no reason given"
@@ -364,9 +365,11 @@ class SipLine:
             self._lost_pending = False
             self._emit(LineEventKind.ERROR, f"SIP registration lost: {self._registration_detail}")
 
-    def _spawn(self, coro: object) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
         if self._stack is not None:
-            self._stack.spawn(coro)  # type: ignore[arg-type]
+            self._stack.spawn(coro)
+        else:
+            coro.close()
 
     def _stack_call(self, fn: Callable[[], object]) -> None:
         if self._stack is not None:
