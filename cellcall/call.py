@@ -352,7 +352,8 @@ class _Session:
             llm = self.engines.llm() if self.engines is not None else None
         except Exception:  # noqa: BLE001 - the summary falls back to the transcript and tags
             llm = None
-        summary = summarize_call(llm, record.objective, record.turns, tags)
+        budget = self.settings.llm.summary_timeout_s
+        summary = summarize_call(llm if budget > 0 else None, record.objective, record.turns, tags, timeout_s=budget)
         record.summary, record.outcome = summary.summary, summary.outcome
         record.objective_met, record.objective_evidence = summary.objective_met, summary.evidence
         record.facts, record.next_steps = summary.facts, summary.next_steps

@@ -107,6 +107,10 @@ class LlmSettings:
     temperature: float = 0.4
     threads: int = 2
     context: int = 2048
+    # the model's proposal for the report waits at most this long after the hang-up (the verdict and its
+    # quotes come from code either way); a 0.5B model on 2 cores needs ~18 s, so the default keeps `run`
+    # exiting and `watch` ready within ~2 s of NO CARRIER. 0 = the code-only report.
+    summary_timeout_s: float = 1.5
 
 
 @dataclass
