@@ -13,7 +13,7 @@ from cellcall.line import LineError, LineEventKind
 from cellcall.line.factory import make_line
 from cellcall.line.sip import SipLine, sip_options
 from cellcall.line.sip.line import _failure_outcome
-from cellcall.line.sip.options import parse_port_range, peer_number
+from cellcall.line.sip.options import network_text, parse_port_range, peer_number
 
 NATIVE_SHA256 = "92b681f7db4332307003499f531ebc5baefc671a6bf0d38c45c158cfd8a7cd8d"  # baresip-python 0.5.2a3
 
@@ -89,6 +89,8 @@ def test_peer_numbers_and_port_ranges() -> None:
     assert peer_number('"Bob" <sip:+4930123@10.0.0.1:5060;transport=udp>') == "+4930123"
     assert peer_number("sip:anonymous@anonymous.invalid") == "anonymous"
     assert peer_number(None) is None and peer_number("garbage") is None
+    assert peer_number("sip:**bold** [x](y)@evil") is None  # a caller's URI cannot smuggle markup in
+    assert network_text("486 Busy\x1b[31m\nHere" + "x" * 300) == "486 Busy?[31m?Here" + "x" * 102
     assert parse_port_range("10000-10003") == (10000, 10003)
     with pytest.raises(LineError, match="rtp_ports"):
         parse_port_range("10000")

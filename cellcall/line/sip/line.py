@@ -35,7 +35,7 @@ from baresip.ua import UserAgent
 from cellcall.line import LineError, LineEvent, LineEventKind, LineStatus
 from cellcall.line.pacing import UplinkQueue
 from cellcall.line.sip.media import MediaPump
-from cellcall.line.sip.options import SipOptions, peer_number
+from cellcall.line.sip.options import SipOptions, network_text, peer_number
 from cellcall.line.sip.stack import StackThread
 
 log = logging.getLogger(__name__)
@@ -294,7 +294,7 @@ class SipLine:
             self._state = SipState.ACTIVE
             self._spawn(self._start_media(call))
         elif kind is baresip.Event.CALL_CLOSED:
-            reason = event.text or "call ended"
+            reason = network_text(event.text) or "call ended"
             if self._state is SipState.INCOMING:
                 self._finish(call, LineEventKind.MISSED, f"caller gave up: {reason}", peer_number(call.peer))
             elif self._state is SipState.ACTIVE:
@@ -354,7 +354,7 @@ class SipLine:
             self._registered, self._registration_detail, self._lost_pending = True, "", False
         elif event.event is baresip.Event.REGISTER_FAIL and self._registered:
             self._registered = False
-            self._registration_detail = event.text or "no reason given"
+            self._registration_detail = network_text(event.text) or "no reason given"
             self._lost_pending = True
             if self._state is SipState.IDLE:
                 self._report_lost_registration()
@@ -434,7 +434,7 @@ class SipLine:
 
 def _failure_outcome(exc: baresip.CallFailed) -> tuple[LineEventKind, str]:
     """A final non-2xx answer -> the Line outcome, with the SIP code and reason for the report."""
-    status, reason = exc.status, exc.reason or str(exc)
+    status, reason = exc.status, network_text(exc.reason or str(exc))
     if status in BUSY_CODES:
         return LineEventKind.BUSY, f"SIP {status} {reason}"
     if status in NO_ANSWER_CODES:

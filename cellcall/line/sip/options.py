@@ -18,7 +18,8 @@ TRANSPORTS = ("udp", "tcp", "tls")
 CODECS = {"pcmu": "pcmu", "pcma": "pcma", "g722": "g722/16000/1"}  # our name -> the stack's codec spec
 _HOSTPORT = re.compile(r"(?P<host>[A-Za-z0-9.\-]+|\[[0-9A-Fa-f:]+\])(?::(?P<port>[0-9]{1,5}))?")
 _USER = re.compile(r"[A-Za-z0-9_.!~*'()&=+$,;?/%-]{1,64}")
-_PEER_USER = re.compile(r"sips?:([^@;>:]+)@")
+_PEER_USER = re.compile(r"sips?:([+0-9A-Za-z._-]{1,64})@")  # anything else in a caller's URI is not a number
+_UNSAFE = re.compile(r"[^\x20-\x7e]")
 
 
 @dataclass(repr=False)
@@ -106,3 +107,8 @@ def peer_number(peer: str | None) -> str | None:
     """The caller's user part from a From/peer URI ("sip:+4930123@host" -> "+4930123"); None if absent."""
     match = _PEER_USER.search(peer or "")
     return match.group(1) if match else None
+
+
+def network_text(text: str | None, limit: int = 120) -> str:
+    """A reason phrase or close reason from the far end, made safe for logs and reports (printable, short)."""
+    return _UNSAFE.sub("?", text or "")[:limit].strip()
