@@ -28,6 +28,8 @@ from cellcall.record import CallStatus
 
 FAR = "+14155550132"
 DENTIST = Path(__file__).resolve().parents[1] / "goals" / "examples" / "dentist.md"
+
+pytestmark = pytest.mark.slow  # real-time calls through real servers (seconds each)
 _rtp_base = [32000]
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from runner_support import LineOnlyCalls, RunnerThread
 from sip_rig import USERS, FarEnd, Kamailio, free_udp_port
 
@@ -22,6 +23,8 @@ from cellcall.watch.runner import RunnerOptions
 from cellcall.watch.status import collect
 
 FAR = "+14155550132"
+
+pytestmark = pytest.mark.slow  # real-time calls through real servers (seconds each)
 
 
 def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
