@@ -336,3 +336,33 @@ def test_open_fails_clearly_on_missing_ports(tmp_path) -> None:
     with pytest.raises(LineError, match="cannot open the AT port .*/at"):
         line.open()
     line.close()
+
+
+@pytest.mark.slow
+def test_call_audio_is_started_and_stopped_only_on_the_control_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A remote hang-up (URC on the AT reader), a host hang-up and a reroute never touch the audio path elsewhere."""
+    from cellcall.line.call_audio import CallAudio
+
+    threads: list[str] = []
+    for name in ("begin_call", "end_call"):
+        real = getattr(CallAudio, name)
+
+        def recorded(self: CallAudio, _real=real, _name=name) -> None:
+            threads.append(f"{_name}@{threading.current_thread().name}")
+            _real(self)
+
+        monkeypatch.setattr(CallAudio, name, recorded)
+    with modem(hangup_after_s=3.0) as (line, _):
+        line.dial("+14155550132")
+        wait_for(line, K.ANSWERED)
+        assert line.recover() == "rerouted"  # healthy and in a call: the reroute runs on the control thread
+        assert len(read_frames(line, 0.3)) >= 10
+        wait_for(line, K.REMOTE_HANGUP)
+        line.dial("+14155550132")
+        wait_for(line, K.ANSWERED)
+        line.hangup()  # on this (the caller's) thread: it hands the stop to the control thread
+        time.sleep(0.3)
+        before_close = list(threads)  # close() then tears down here, after the control thread ended
+    assert {entry.split("@")[1] for entry in before_close} == {"line-control"}, before_close
+    assert [entry.split("@")[0] for entry in before_close].count("begin_call") == 3  # two calls, one reroute
+    assert threads[len(before_close) :] == ["end_call@MainThread"]

@@ -67,7 +67,9 @@ class LineError(RuntimeError):
 class Line(Protocol):
     """A telephone line: call control, events, and a full-duplex 20 ms PCM stream."""
 
-    sample_rate: int  # 8000 or 16000, detected from the measured downlink byte rate
+    @property
+    def sample_rate(self) -> int:
+        """8000 or 16000, detected from the measured downlink byte rate (read-only for the call)."""
 
     def open(self) -> None:
         """Open ports and initialise; raises LineError with a clear reason."""

@@ -1,10 +1,18 @@
 """Sim7600Line: the `Line` protocol over a SIM7600G-H's AT port and raw PCM port.
 
-Threads, each with one job so the audio never waits on call control:
-- at-reader (in ATChannel): responses and URCs; URC handlers only record state and queue events;
-- audio-reader: reads the downlink continuously into a bounded frame queue (drop oldest, counted);
-- uplink-writer (during a call): real-time paced uplink (pacing.py);
-- control: the slow call-control steps that send commands (CPCMREG dance, dialling watch).
+Threads, each with one job so the audio never waits on call control (pySerial `threaded` style):
+- at-reader (in ATChannel): responses and URCs. URC handlers (`CallTracker`) only record call state
+  and queue events: line events for the call (`_events`) and slow steps for the control thread
+  (`_tasks`); they never send a command, stop audio or join a thread.
+- line-control: the only thread that sends the slow call-control commands (CPCMREG dance, dialling
+  watch) and the only one that starts and stops a call's audio (`CallAudio.begin_call`/`end_call`);
+  other threads post those steps to it, so they run in order. Teardown stops it first, then owns
+  the audio path.
+- audio-reader and uplink-writer: owned by `CallAudio` (call_audio.py, which says who owns what).
+- the caller's thread: the public methods (dial, answer, hangup, DTMF, SMS, status, recover).
+
+Call state lives in `CallTracker` (call_state.py; changed only under its lock). `_lock` here guards
+the lifecycle flags (`_closed`, `_failed`, `_resetting`); `_io_lock` the open/close of the ports.
 
 Facts obeyed (reference/modem.md): CPCMREG=0 before every call, =1 only after VOICE CALL: BEGIN
 plus a short wait, verified with AT+CPCMREG? and retried; sample rate measured from the downlink;
@@ -13,75 +21,37 @@ a vanished port is a line error within a second; recovery re-opens BOTH ports.
 
 from __future__ import annotations
 
-import enum
 import logging
-import os
 import queue
 import re
-import select
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future
 from pathlib import Path
+from typing import TypeVar
 
 import serial
 
-from cellcall.config import Settings
-from cellcall.line import LineError, LineEvent, LineEventKind, LineStatus, frame_bytes
-from cellcall.line.at import ATChannel, ATResponse, ATTimeout, Urc, UrcKind, parse_fields
-from cellcall.line.framing import RateDetector, Reframer
-from cellcall.line.pacing import PacedWriter, UplinkQueue
+from cellcall.line import LineError, LineEvent, LineEventKind, LineStatus
+from cellcall.line.at import ATChannel, ATResponse, ATTimeout, parse_fields
+from cellcall.line.call_audio import CallAudio
+from cellcall.line.call_state import CallState, CallTracker
+from cellcall.line.modem_options import ModemOptions, modem_options
+from cellcall.line.modem_status import read_status
+from cellcall.line.pacing import PacedWriter
+from cellcall.line.pcm_route import enable_pcm
 from cellcall.line.threads import stop_thread
 
+__all__ = ["CallState", "ModemOptions", "Sim7600Line", "modem_options"]
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _NUMBER = re.compile(r"\+?[0-9]{2,20}")
 _DTMF = re.compile(r"[0-9*#A-D]+")
 _SMS_TEXT = re.compile(r"[\x20-\x7e\n]{1,160}")
 SMS_MAX = 160
-
-
-class CallState(str, enum.Enum):
-    IDLE = "idle"
-    DIALING = "dialing"  # ATD sent
-    ALERTING = "alerting"  # +CLCC stat 3: the far end rings
-    INCOMING = "incoming"  # RING seen, not answered
-    ACTIVE = "active"  # VOICE CALL: BEGIN seen
-
-
-@dataclass
-class ModemOptions:
-    """Timing knobs; defaults follow reference/modem.md."""
-
-    command_timeout_s: float = 5.0
-    answer_timeout_s: float = 45.0  # outbound: no BEGIN by then -> NO_ANSWER and hang up
-    route_delay_s: float = 0.3  # after BEGIN, before AT+CPCMREG=1 (too early -> ERROR/freeze)
-    route_attempts: int = 5
-    rate_window_s: float = 0.25  # downlink measured this long to tell 8 from 16 kHz (they differ 2x)
-    downlink_timeout_s: float = 2.0  # routed but no PCM by then -> reroute once, then ERROR
-    reopen_timeout_s: float = 10.0
-    reset_timeout_s: float = 30.0  # AT+CRESET: USB re-enumerates in 14-20 s on real hardware
-    frame_queue: int = 100  # downlink frames held (2 s); the oldest is dropped beyond
-    lead_ms: int = 60  # uplink bytes kept ahead of real time: absorbs scheduling hiccups, costs barge-in latency
-    sms_timeout_s: float = 60.0
-
-
-def modem_options(settings: Settings) -> ModemOptions:
-    """The configured timing knobs; the rest keep the defaults above."""
-    line = settings.line
-    return ModemOptions(
-        command_timeout_s=line.command_timeout_s,
-        answer_timeout_s=line.answer_timeout_s,
-        reset_timeout_s=line.reset_timeout_s,
-    )
-
-
-def _hhmmss_seconds(text: str) -> int | None:
-    if len(text) != 6 or not text.isdigit():
-        return None
-    return int(text[:2]) * 3600 + int(text[2:4]) * 60 + int(text[4:])
 
 
 class Sim7600Line:
@@ -97,21 +67,15 @@ class Sim7600Line:
         self.at_path = at_port
         self.audio_path = audio_port
         self.options = options or ModemOptions()
-        self.sample_rate = 8000
         self._on_close = on_close
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)  # notified on every call-state change
+        self._lock = threading.RLock()  # guards the lifecycle flags below
         self._events: queue.Queue[LineEvent] = queue.Queue()
-        self._frames: deque[bytes] = deque()
-        self._frames_ready = threading.Condition()
-        self._txq = UplinkQueue(self.sample_rate)
-        self._state = CallState.IDLE
-        self._call_id = 0
-        self._host_hangup = False
-        self._caller: str | None = None
-        self._ring_seq = 0
-        self._ring_announced = True
-        self._missed_sent = False
+        self._tasks: queue.Queue[Callable[[], None]] = queue.Queue()  # steps for the control thread
+        self._calls = CallTracker(
+            self._events.put,
+            on_begin=lambda call_id: self._tasks.put(lambda: self._route_audio(call_id)),
+            on_over=lambda: self._tasks.put(self._audio.end_call),
+        )
         self._io_lock = threading.Lock()
         self._io_open = False
         self._failed = False
@@ -119,18 +83,22 @@ class Sim7600Line:
         self._closed = False
         self._at: ATChannel | None = None
         self._at_serial: serial.Serial | None = None
-        self._audio: serial.Serial | None = None
-        self._writer: PacedWriter | None = None
-        self._threads: list[threading.Thread] = []
-        self._tasks: queue.Queue[Callable[[], None]] = queue.Queue()
+        self._audio_serial: serial.Serial | None = None
+        self._control: threading.Thread | None = None
         self._stop = threading.Event()
-        self._audio_active = False
-        self._detector = RateDetector(self.options.rate_window_s)
-        self._reframer: Reframer | None = None
-        self._held = bytearray()  # downlink bytes received while the rate is being measured
-        self._rate_known = threading.Event()
-        self.frames_dropped = 0
-        self.downlink_bytes = 0
+        self._audio = CallAudio(
+            rate_window_s=self.options.rate_window_s,
+            frame_queue=self.options.frame_queue,
+            lead_ms=self.options.lead_ms,
+            on_tx_started=lambda tag: self._emit(LineEventKind.TX_STARTED, tag=tag),
+            on_tx_idle=lambda: self._emit(LineEventKind.TX_IDLE),
+            on_lost=self._fail,
+        )
+
+    @property
+    def sample_rate(self) -> int:
+        """8000 or 16000: measured from the downlink of the current (or last) call."""
+        return self._audio.sample_rate
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -151,7 +119,7 @@ class Sim7600Line:
             if self._closed:
                 return
             self._closed = True
-        if self._state is not CallState.IDLE and self._io_open and not self._failed:
+        if self._calls.state is not CallState.IDLE and self._io_open and not self._failed:
             try:
                 self.hangup()
             except LineError as exc:
@@ -183,37 +151,35 @@ class Sim7600Line:
         with self._io_lock:
             self._stop = threading.Event()
             self._failed = False
-            self._at_serial, self._audio = at_serial, audio
-            self._at = ATChannel(at_serial, self._on_urc, self._on_port_error).start()
-            self._threads = [
-                threading.Thread(target=self._read_audio, args=(audio, self._stop), name="audio-reader", daemon=True),
-                threading.Thread(target=self._run_tasks, args=(self._stop,), name="line-control", daemon=True),
-            ]
-            for thread in self._threads:
-                thread.start()
+            self._at_serial, self._audio_serial = at_serial, audio
+            self._at = ATChannel(at_serial, self._calls.on_urc, self._on_port_error).start()
+            self._audio.attach(audio)
+            self._control = threading.Thread(target=self._run_tasks, args=(self._stop,), name="line-control", daemon=True)
+            self._control.start()
             self._io_open = True
 
     def _close_io(self) -> None:
-        """Stop every thread and close both ports; idempotent, safe from any thread but the readers."""
+        """Stop every thread and close both ports; idempotent, safe from any thread but the readers.
+
+        The control thread ends first: from then on this (teardown) thread owns the audio path.
+        """
         with self._io_lock:
             if not self._io_open:
                 return
             self._io_open = False
             self._stop.set()
-        self._stop_call_audio()
         if self._at is not None:
             self._at.stop()
-        for thread in self._threads:
-            stop_thread(thread, self._stop)
-        for port in (self._at_serial, self._audio):
+        if self._control is not None:
+            stop_thread(self._control, self._stop)
+        self._audio.detach()
+        for port in (self._at_serial, self._audio_serial):
             try:
                 if port is not None:
                     port.close()
             except (serial.SerialException, OSError):
                 pass
-        with self._lock:
-            self._state = CallState.IDLE
-            self._changed.notify_all()
+        self._calls.set(CallState.IDLE)
 
     def _init_modem(self) -> None:
         self._ping(attempts=5)
@@ -247,53 +213,21 @@ class Sim7600Line:
         ports = {"at": self.at_path, "audio": self.audio_path}
         if not self._io_open:
             return LineStatus(ready=False, ports=ports, detail="line not open")
-        model = next((line.split(":", 1)[1].strip() for line in self._cmd("ATI").lines if line.startswith("Model:")), None)
-        cpin = self._cmd("AT+CPIN?")
-        sim = cpin.values("+CPIN:")[0] if cpin.ok and cpin.values("+CPIN:") else cpin.final
-        registered = any(self._registration(self._cmd(f"AT+{name}?").values(f"+{name}:")) for name in ("CEREG", "CREG"))
-        operator = None
-        cops = self._cmd("AT+COPS?").values("+COPS:")
-        if cops:
-            fields = parse_fields(cops[0])
-            operator = fields[2] if len(fields) > 2 and fields[2] else None
-        signal = None
-        csq = self._cmd("AT+CSQ").values("+CSQ:")
-        rssi = csq[0].split(",")[0].strip() if csq else ""
-        if rssi.isdigit() and rssi != "99":
-            signal = -113 + 2 * int(rssi)
-        detail = "" if registered else "not registered on the network (CEREG/CREG)"
-        return LineStatus(
-            ready=sim == "READY" and registered,
-            registered=registered,
-            operator=operator,
-            signal_dbm=signal,
-            sim=sim,
-            model=model,
-            ports=ports,
-            detail=detail if sim == "READY" else f"SIM: {sim}",
-        )
-
-    @staticmethod
-    def _registration(values: list[str]) -> bool:
-        """+CREG: 0,1 / +CEREG: 0,5 -> registered (home or roaming)."""
-        fields = values[0].split(",") if values else []
-        return len(fields) > 1 and fields[1].strip() in ("1", "5")
+        return read_status(self._cmd, ports)
 
     # ---- call control ----------------------------------------------------------------------
 
     def dial(self, number: str) -> None:
         if not isinstance(number, str) or not _NUMBER.fullmatch(number):
             raise LineError(f"not a dialable number: {number!r} (digits with an optional leading +)")
-        with self._lock:
-            if self._state is not CallState.IDLE:
-                raise LineError(f"cannot dial: a call is already {self._state.value}")
+        state = self._calls.state
+        if state is not CallState.IDLE:
+            raise LineError(f"cannot dial: a call is already {state.value}")
         self._cmd("AT+CPCMREG=0")  # reset before each call, or later calls fail to route audio
-        with self._lock:
-            self._begin_call(CallState.DIALING)
-            call_id = self._call_id
+        call_id = self._calls.begin(CallState.DIALING)
         response = self._cmd(f"ATD{number};")
         if not response.ok:
-            self._set_state(CallState.IDLE)
+            self._calls.set(CallState.IDLE)
             outcome = {"BUSY": LineEventKind.BUSY, "NO ANSWER": LineEventKind.NO_ANSWER}.get(response.final)
             if outcome is None:
                 raise LineError(f"the modem refused to dial: ATD -> {response.final}")
@@ -302,34 +236,31 @@ class Sim7600Line:
         self._tasks.put(lambda: self._watch_dialing(call_id))
 
     def answer(self) -> None:
-        with self._lock:
-            if self._state is not CallState.INCOMING:
-                raise LineError(f"no incoming call to answer (line is {self._state.value})")
+        state = self._calls.state
+        if state is not CallState.INCOMING:
+            raise LineError(f"no incoming call to answer (line is {state.value})")
         self._cmd("AT+CPCMREG=0")
-        with self._lock:
-            self._begin_call(CallState.INCOMING)
+        self._calls.begin(CallState.INCOMING)
         response = self._cmd("ATA")
         if not response.ok:
-            self._set_state(CallState.IDLE)
+            self._calls.set(CallState.IDLE)
             raise LineError(f"could not answer: ATA -> {response.final} (the caller may have hung up)")
 
     def hangup(self) -> None:
-        with self._lock:
-            if self._state is CallState.IDLE:
-                return
-            self._host_hangup = True
-        self._stop_call_audio()
+        if not self._calls.hang_up_by_host():
+            return
+        self._to_control(self._audio.end_call)
         try:
             if not self._cmd("AT+CHUP").ok:
                 self._cmd("ATH")  # honoured because init set AT+CVHU=0
         finally:
-            self._set_state(CallState.IDLE)
+            self._calls.set(CallState.IDLE)
 
     def send_dtmf(self, digits: str) -> None:
         """Play DTMF digits to the far end (AT+VTS, one per digit) during a call."""
         if not isinstance(digits, str) or not _DTMF.fullmatch(digits):
             raise LineError(f"not DTMF digits: {digits!r} (0-9, *, #, A-D)")
-        if self._state is not CallState.ACTIVE:
+        if self._calls.state is not CallState.ACTIVE:
             raise LineError("DTMF needs an answered call")
         for digit in digits:
             self._cmd(f"AT+VTS={digit}").check()
@@ -349,25 +280,15 @@ class Sim7600Line:
         reference = response.values("+CMGS:")
         return int(reference[0]) if reference and reference[0].isdigit() else -1
 
-    def _begin_call(self, state: CallState) -> None:
-        self._host_hangup = False
-        self._call_id += 1
-        self._set_state(state)
-
-    def _set_state(self, state: CallState) -> None:
-        with self._lock:
-            self._state = state
-            self._changed.notify_all()
-
     def _current(self, call_id: int) -> bool:
-        return self._call_id == call_id and self._state is not CallState.IDLE and not self._stop.is_set()
+        return self._calls.is_current(call_id) and not self._stop.is_set()
 
     def _watch_dialing(self, call_id: int) -> None:
         """Poll AT+CLCC while dialling (RINGING when alerting); hang up after answer_timeout_s."""
         deadline = time.monotonic() + self.options.answer_timeout_s
         while True:
-            with self._lock:
-                if not self._current(call_id) or self._state not in (CallState.DIALING, CallState.ALERTING):
+            with self._calls.lock:
+                if not self._current(call_id) or self._calls.state not in (CallState.DIALING, CallState.ALERTING):
                     return
             if time.monotonic() >= deadline:
                 self.hangup()
@@ -375,159 +296,40 @@ class Sim7600Line:
                 return
             try:
                 for fields in self._cmd("AT+CLCC").values("+CLCC:"):
-                    self._on_clcc(parse_fields(fields))
+                    self._calls.on_clcc(parse_fields(fields))
             except ATTimeout:
                 pass
-            with self._lock:
-                self._changed.wait(0.5)
+            with self._calls.lock:
+                self._calls.changed.wait(0.5)
 
     def _route_audio(self, call_id: int) -> None:
         """The CPCMREG dance after BEGIN; ANSWERED once PCM flows, else ERROR and hang up."""
         if self._stop.wait(self.options.route_delay_s) or not self._current(call_id):
             return
-        self._start_call_audio()  # capture from the very first downlink byte the routing brings
+        self._audio.begin_call()  # capture from the very first downlink byte the routing brings
         if not self._enable_pcm(call_id):
             reason = f"audio not routed: AT+CPCMREG=1 did not take after {self.options.route_attempts} attempts"
         else:
-            flowing = self._rate_known.wait(self.options.downlink_timeout_s) or self._reroute(call_id)
+            flowing = self._audio.wait_rate(self.options.downlink_timeout_s) or self._reroute(call_id)
             if flowing and self._current(call_id):
                 self._emit(LineEventKind.ANSWERED, f"audio routed at {self.sample_rate} Hz")
                 return
             reason = f"audio routed but no downlink PCM within {self.options.downlink_timeout_s:g} s"
         if not self._current(call_id):
-            self._stop_call_audio()  # the call ended while audio was being routed
+            self._audio.end_call()  # the call ended while audio was being routed
             return
         self._emit(LineEventKind.ERROR, reason)
         self.hangup()
 
     def _enable_pcm(self, call_id: int) -> bool:
-        backoff = 0.2
-        for _ in range(self.options.route_attempts):
-            if not self._current(call_id):
-                return False
-            if self._cmd("AT+CPCMREG=1").ok and self._pcm_routed():
-                return True
-            if self._stop.wait(backoff):
-                return False
-            backoff = min(backoff * 2, 1.0)
-        return False
-
-    def _pcm_routed(self) -> bool:
-        """AT+CPCMREG? says 1; acceptance is asynchronous, so ask a few times before giving up."""
-        for _ in range(3):
-            values = self._cmd("AT+CPCMREG?").values("+CPCMREG:")
-            if values and values[0].split(",")[0].strip() == "1":
-                return True
-            self._stop.wait(0.15)
-        self._cmd("AT+CPCMREG=0")
-        return False
+        return enable_pcm(self._cmd, self.options.route_attempts, lambda: self._current(call_id), self._stop)
 
     def _reroute(self, call_id: int) -> bool:
-        """Recovery ladder step: CPCMREG 0 then 1 when routed audio does not flow."""
+        """Recovery ladder step (control thread): CPCMREG 0 then 1 when routed audio does not flow."""
         log.warning("no downlink audio: re-routing PCM (CPCMREG 0 -> 1)")
         self._cmd("AT+CPCMREG=0")
-        self._start_call_audio()
-        return self._enable_pcm(call_id) and self._rate_known.wait(self.options.downlink_timeout_s)
-
-    # ---- URCs (reader thread: record, queue, never send a command) ----------------------------
-
-    def _on_urc(self, urc: Urc) -> None:
-        kind = urc.kind
-        if kind is UrcKind.RING:
-            self._on_ring()
-        elif kind is UrcKind.CLIP:
-            self._announce_ring(self._ring_seq, urc.args[0] or None)
-        elif kind is UrcKind.VOICE_CALL:
-            if urc.args[0] == "BEGIN":
-                self._on_begin()
-            elif urc.args[0] == "END":
-                seconds = _hhmmss_seconds(urc.args[1])
-                self._on_call_over(
-                    LineEventKind.REMOTE_HANGUP, f"call ended after {seconds} s" if seconds is not None else "call ended"
-                )
-        elif kind is UrcKind.NO_CARRIER:
-            self._on_call_over(LineEventKind.REMOTE_HANGUP, "NO CARRIER")
-        elif kind is UrcKind.BUSY:
-            self._on_call_over(LineEventKind.BUSY, "BUSY")
-        elif kind is UrcKind.NO_ANSWER:
-            self._on_call_over(LineEventKind.NO_ANSWER, "NO ANSWER")
-        elif kind is UrcKind.MISSED_CALL:
-            self._on_missed(urc.args[1] or None)
-        elif kind is UrcKind.DTMF:
-            self._emit(LineEventKind.DTMF, urc.args[0])
-        elif kind is UrcKind.CLCC:
-            self._on_clcc(urc.args)
-        else:
-            log.info("modem: %s", urc.line)
-
-    def _on_ring(self) -> None:
-        with self._lock:
-            if self._state not in (CallState.IDLE, CallState.INCOMING):
-                return  # call waiting is not supported: the current call goes on
-            if self._state is CallState.IDLE:
-                self._caller = None
-                self._missed_sent = False
-            self._set_state(CallState.INCOMING)
-            self._ring_seq += 1
-            self._ring_announced = False
-            seq = self._ring_seq
-        # +CLIP normally follows at once; announce without a number if it does not.
-        timer = threading.Timer(0.5, self._announce_ring, args=(seq, None))
-        timer.daemon = True
-        timer.start()
-
-    def _announce_ring(self, seq: int, number: str | None) -> None:
-        """One INCOMING event per ring, with the caller's number when +CLIP gave it."""
-        with self._lock:
-            if number:
-                self._caller = number
-            if self._ring_announced or seq != self._ring_seq or self._state is not CallState.INCOMING:
-                return
-            self._ring_announced = True
-            caller = self._caller
-        self._emit(LineEventKind.INCOMING, "RING", number=caller)
-
-    def _on_missed(self, number: str | None) -> None:
-        with self._lock:
-            already = self._missed_sent
-            self._missed_sent = True
-            if self._state is CallState.INCOMING:
-                self._set_state(CallState.IDLE)
-        if not already:
-            self._emit(LineEventKind.MISSED, "MISSED_CALL", number=number or self._caller)
-
-    def _on_begin(self) -> None:
-        with self._lock:
-            if self._state in (CallState.IDLE, CallState.ACTIVE):
-                return
-            self._set_state(CallState.ACTIVE)
-            call_id = self._call_id
-        self._tasks.put(lambda: self._route_audio(call_id))
-
-    def _on_call_over(self, kind: LineEventKind, detail: str) -> None:
-        with self._lock:
-            previous = self._state
-            if previous is CallState.IDLE:
-                return  # e.g. NO CARRIER right after VOICE CALL: END
-            self._set_state(CallState.IDLE)
-            by_host = self._host_hangup
-        self._stop_call_audio()
-        if by_host:
-            return
-        if previous is CallState.INCOMING:
-            self._on_missed(self._caller)
-        else:
-            self._emit(kind, detail)
-
-    def _on_clcc(self, fields: tuple[str, ...]) -> None:
-        """+CLCC: id,dir,stat,...: an outbound call (dir 0) in stat 3 is alerting -> RINGING."""
-        if len(fields) < 3 or fields[1] != "0" or fields[2] != "3":
-            return
-        with self._lock:
-            if self._state is not CallState.DIALING:
-                return
-            self._set_state(CallState.ALERTING)
-        self._emit(LineEventKind.RINGING, "alerting")
+        self._audio.begin_call()
+        return self._enable_pcm(call_id) and self._audio.wait_rate(self.options.downlink_timeout_s)
 
     def _on_port_error(self, exc: Exception) -> None:
         self._fail(f"modem port vanished: {exc}")
@@ -538,7 +340,7 @@ class Sim7600Line:
             if self._failed or self._resetting or not self._io_open:
                 return
             self._failed = True
-            self._set_state(CallState.IDLE)
+            self._calls.set(CallState.IDLE)
         self._emit(LineEventKind.ERROR, reason)
         threading.Thread(target=self._close_io, name="line-teardown", daemon=True).start()
 
@@ -562,135 +364,64 @@ class Sim7600Line:
             except LineError as exc:  # a vanished port is reported by the readers
                 log.warning("call control step failed: %s", exc)
 
-    # ---- audio -----------------------------------------------------------------------------
+    def _to_control(self, step: Callable[[], T]) -> Future[T]:
+        """Run `step` on the control thread, which owns the call's audio, and return its future.
 
-    def _read_audio(self, port: serial.Serial, stop: threading.Event) -> None:
-        """Downlink reader: select + read, never blocked by anything else; EIO means the port vanished."""
-        fd = port.fileno()
-        while not stop.is_set():
+        On the control thread itself it runs at once; otherwise it queues behind the step in
+        progress, so a call's audio starts and stops in the order its call-control steps ran.
+        """
+        result: Future[T] = Future()
+
+        def run() -> None:
             try:
-                ready, _, _ = select.select([fd], [], [], 0.05)
-                if not ready:
-                    continue
-                data = os.read(fd, 4096)
-            except (OSError, ValueError) as exc:
-                if not stop.is_set():
-                    self._fail(f"audio port vanished: {exc}")
-                return
-            if not data:
-                if not stop.is_set():
-                    self._fail("audio port vanished: end of file")
-                return
-            self._on_downlink(data, time.monotonic())
+                result.set_result(step())
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+                result.set_exception(exc)
 
-    def _on_downlink(self, data: bytes, now: float) -> None:
-        if not self._audio_active:
-            return
-        writer = self._writer
-        if self.downlink_bytes == 0 and writer is not None:
-            # The modem's PCM clock starts with the first downlink bytes; before that it drops
-            # uplink, so the uplink's clock (and its lead) starts here too.
-            writer.start()
-        self.downlink_bytes += len(data)
-        if self._reframer is None:
-            self._held += data
-            rate = self._detector.feed(len(data), now)
-            if rate is None:
-                return
-            self._set_sample_rate(rate)
-            data = bytes(self._held)
-            self._held.clear()
-        for frame in self._reframer.feed(data):  # type: ignore[union-attr]
-            self._push_frame(frame)
+        if threading.current_thread() is self._control:
+            run()
+        else:
+            self._tasks.put(run)
+        return result
 
-    def _set_sample_rate(self, rate: int) -> None:
-        self.sample_rate = rate
-        self._reframer = Reframer(frame_bytes(rate))
-        if self._writer is not None:
-            self._writer.set_byte_rate(rate * 2)
-        self._rate_known.set()
+    def _wait_control(self, result: Future[T]) -> T:
+        """The control step's result; LineError when the line closes before the step ran."""
+        while True:
+            try:
+                return result.result(timeout=0.1)
+            except TimeoutError:
+                if self._stop.is_set():
+                    raise LineError("the line closed before the control thread ran the step") from None
 
-    def _push_frame(self, frame: bytes) -> None:
-        with self._frames_ready:
-            if len(self._frames) >= self.options.frame_queue:
-                self._frames.popleft()
-                self.frames_dropped += 1
-            self._frames.append(frame)
-            self._frames_ready.notify()
+    # ---- audio (CallAudio owns it) ----------------------------------------------------------
 
     def read_frame(self, timeout: float) -> bytes | None:
-        with self._frames_ready:
-            if not self._frames_ready.wait_for(lambda: bool(self._frames), timeout):
-                return None
-            return self._frames.popleft()
-
-    def _start_call_audio(self) -> None:
-        """(Re)start measuring the downlink and pacing the uplink for the current call."""
-        self._stop_call_audio()
-        with self._frames_ready:
-            self._frames.clear()
-        self._detector = RateDetector(self.options.rate_window_s)
-        self._reframer = None
-        self._held.clear()
-        self._rate_known.clear()
-        audio = self._audio
-        if audio is None:
-            raise LineError("the audio port is not open")
-        fd = audio.fileno()
-        self._writer = PacedWriter(
-            self._txq,
-            lambda data: self._write_some(fd, data),
-            on_started=lambda tag: self._emit(LineEventKind.TX_STARTED, tag=tag),
-            on_idle=lambda: self._emit(LineEventKind.TX_IDLE),
-            on_error=lambda exc: self._fail(f"audio port vanished: {exc}"),
-            byte_rate=self.sample_rate * 2,
-            lead_ms=self.options.lead_ms,
-        )
-        self.downlink_bytes = 0
-        self._audio_active = True
-
-    def _stop_call_audio(self) -> None:
-        self._audio_active = False
-        writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.stop()
-        self._txq.clear()
-
-    @staticmethod
-    def _write_some(fd: int, data: bytes) -> int:
-        """Non-blocking write: what the port took (0 when its buffer is full)."""
-        try:
-            return os.write(fd, data)
-        except BlockingIOError:
-            return 0
+        return self._audio.read_frame(timeout)
 
     def write(self, pcm: bytes, tag: object | None = None) -> None:
-        self._txq.put(pcm, tag)
+        self._audio.write(pcm, tag)
 
     def clear_tx(self) -> None:
         """Barge-in: drop the host queue and what the port's output buffer still holds."""
-        self._txq.clear()
-        audio, writer = self._audio, self._writer
-        if audio is None or not self._io_open:
-            return
-        try:
-            flushed = audio.out_waiting
-            audio.reset_output_buffer()
-        except (serial.SerialException, OSError) as exc:
-            log.warning("could not flush the audio port: %s", exc)
-            return
-        if writer is not None:
-            writer.discard(flushed)
+        if self._io_open:
+            self._audio.clear_tx()
 
     def tx_queued_ms(self) -> float:
-        writer = self._writer
-        pending = writer.pending_bytes if writer is not None else 0
-        return (self._txq.queued_bytes + pending) * 1000 / (self.sample_rate * 2)
+        return self._audio.tx_queued_ms()
 
     @property
     def uplink(self) -> PacedWriter | None:
         """The running uplink writer (bytes sent, underruns, max gap), for diagnostics and benchmarks."""
-        return self._writer
+        return self._audio.uplink
+
+    @property
+    def frames_dropped(self) -> int:
+        """Downlink frames dropped because nobody read them for `frame_queue` frames."""
+        return self._audio.frames_dropped
+
+    @property
+    def downlink_bytes(self) -> int:
+        return self._audio.downlink_bytes
 
     # ---- recovery --------------------------------------------------------------------------
 
@@ -699,8 +430,9 @@ class Sim7600Line:
         if not self._healthy():
             if self._reopen(self.options.reopen_timeout_s):
                 return "reopened"
-        elif self._state is CallState.ACTIVE:
-            if self._reroute(self._call_id):
+        elif self._calls.state is CallState.ACTIVE:
+            call_id = self._calls.call_id
+            if self._wait_control(self._to_control(lambda: self._reroute(call_id))):
                 return "rerouted"
         else:
             return "healthy"
