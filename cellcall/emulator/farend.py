@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import soxr
 
 from cellcall.emulator.scenario import Scenario, ScenarioLine, Sound
+from cellcall.voice import audio
+from cellcall.voice.audio import resample
 
 RENDER_RATE = 8000  # far-end sounds are prepared at the network's narrowband rate
 SPEECH_RMS = 300.0  # int16 RMS above which an uplink frame counts as agent speech (about -40 dBFS)
@@ -204,26 +205,11 @@ def tone_pcm(hz: float, ms: int, rate: int = RENDER_RATE, level: float = 0.3) ->
 
 
 def read_wav(path: Path, rate: int = RENDER_RATE) -> bytes:
-    """A mono 16-bit WAV file as s16le at `rate` (resampled when needed)."""
+    """A mono 16-bit WAV file as s16le at `rate` (mixed down and resampled when needed)."""
     try:
-        with wave.open(str(path), "rb") as wav:
-            channels, width, src_rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
-            data = wav.readframes(wav.getnframes())
+        return audio.read_wav(path, rate)[0]
     except (OSError, wave.Error, EOFError) as exc:
         raise ValueError(f"{path}: not a readable WAV file ({exc})") from None
-    if width != 2:
-        raise ValueError(f"{path}: need 16-bit samples, got {8 * width}-bit")
-    samples = np.frombuffer(data, dtype="<i2")
-    if channels > 1:
-        samples = samples.reshape(-1, channels).mean(axis=1).astype("<i2")
-    return resample(samples.tobytes(), src_rate, rate)
-
-
-def resample(pcm: bytes, src: int, dst: int) -> bytes:
-    if src == dst or not pcm:
-        return pcm
-    data = np.frombuffer(pcm, dtype="<i2")
-    return soxr.resample(data, src, dst, quality="HQ").astype("<i2").tobytes()
 
 
 _default_render: Render | None = None

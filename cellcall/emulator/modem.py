@@ -6,123 +6,51 @@ when sent too early and whose acceptance is asynchronous, a downlink that flows 
 unaligned chunks, an uplink consumed at exactly real time with back-pressure, ports that vanish on
 AT+CRESET. A driver that works here given only the two port paths should work on the hardware.
 The far end (what the callee says and hears) is a `FarEnd` playing a `Scenario`.
+
+Threads: modem-at reads the AT port and runs each command under `_lock`; timers and modem-ring move
+calls on, also under `_lock`, which guards every call and setting field (`_call`, `_settings`,
+`_pcmreg`, SMS). modem-audio alone runs the route's `AudioPump` (pump.py), which the AT side
+publishes and drops by assignment to `_pump`. `_tx_lock` keeps each AT reply whole.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import re
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from cellcall.emulator.at_settings import (
+    IDENTITY,
+    AtError,
+    AtInput,
+    ModemSettings,
+    int_arg,
+    parse_extended,
+    split_commands,
+)
 from cellcall.emulator.farend import FarEnd, FarEndFactory, FarEndMetrics, Render, default_render
+from cellcall.emulator.faults import Faults
+from cellcall.emulator.modem_call import ModemCall
 from cellcall.emulator.ptyport import PtyPort
+from cellcall.emulator.pump import AudioPump, run_audio_clock
 from cellcall.emulator.scenario import Scenario
+
+__all__ = ["Faults", "ModemEmulator"]
 
 log = logging.getLogger(__name__)
 
 BOOT_URCS = ("RDY", "+CPIN: READY", "SMS DONE", "PB DONE")
-IDENTITY = (
-    "Manufacturer: SIMCOM INCORPORATED",
-    "Model: SIMCOM_SIM7600G-H",
-    "Revision: LE20B04SIM7600G22",
-    "IMEI: 862636051234567",
-    "+GCAP: +CGSM",
-)
-OPERATOR = "T-Mobile"
-SIGNAL_CSQ = 21  # -71 dBm
 BY_ID = "usb-SimTech__Incorporated_SimTech__Incorporated_0123456789ABCDEF-if0{}-port0"
 PCMREG_MIN_AFTER_BEGIN_S = 0.1  # CPCMREG=1 sooner than this after BEGIN is refused
 PCMREG_ACCEPT_S = 0.15  # asynchronous acceptance: AT+CPCMREG? reads 0 until then
 AUDIO_START_S = 0.25  # downlink starts this long after acceptance
-UPLINK_BUFFER_MS = 40  # the modem's own uplink buffer; beyond it the host's writes back up in the port
 ALERTING_AFTER_S = 0.4
 BOOT_URC_DELAY_S = 0.3
-TICK_S = (0.006, 0.014)  # audio thread wake-ups, jittered so chunk sizes are irregular like USB transfers
-CME_TEXT = {3: "operation not allowed", 4: "operation not supported", 30: "no network service"}
-
-
-@dataclass
-class Faults:
-    """Misbehaviours of real modems and networks, switched on one by one in tests."""
-
-    vanish_after_s: float | None = None  # ports disappear this long after the call is answered
-    uplink_stall_after_s: float | None = None  # one-way audio: the modem stops consuming uplink
-    volte_16k: bool = False  # downlink/uplink at 16 kHz (640 B/20 ms) despite CPCMFRM read-back
-    doubled_crlf: bool = False  # URCs framed \r\r\n
-    end_without_duration: bool = False  # host hang-up: "VOICE CALL: END"; remote: "VOICE CALL:END: 000017"
-    slow_ok_s: float = 0.0  # delay before each final result code
-    flaky_cpcmreg: bool = False  # each call's first CPCMREG=1 says OK but does not route audio
-    reenumerate_s: float = 2.0  # AT+CRESET / vanish: ports come back after this long (real: 14-20 s)
-
-
-class _AtError(Exception):
-    """A command failed; the text is the final result code (ERROR, NO CARRIER, or a CME error)."""
-
-    def __init__(self, code: int | str = 3) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-@dataclass
-class _Call:
-    number: str
-    incoming: bool
-    farend: FarEnd | None
-    scenario: Scenario
-    state: int  # +CLCC stat: 0 active, 2 dialing, 3 alerting, 4 incoming
-    began_at: float | None = None
-    flaky_spent: bool = False
-
-
-@dataclass
-class _Pump:
-    """The modem's audio clock for one route: paces both directions at exactly `rate`."""
-
-    farend: FarEnd | None
-    rate: int
-    t0: float
-    stall_at: float | None
-    played: int = 0  # uplink samples played to the network
-    written: int = 0  # downlink bytes written to the port
-    dropped: int = 0  # downlink bytes the host did not read in time
-    up: bytearray = field(default_factory=bytearray)
-    down: bytearray = field(default_factory=bytearray)
-
-    def run(self, now: float, port: PtyPort) -> None:
-        due = int((now - self.t0) * self.rate)
-        need = due - self.played
-        if need > 0:
-            stalled = self.stall_at is not None and now >= self.stall_at
-            want = 2 * need
-            if not stalled:
-                self.up += port.read(want + self.rate * 2 * UPLINK_BUFFER_MS // 1000 - len(self.up))
-            take = bytes(self.up[: min(want, len(self.up) - len(self.up) % 2)])  # whole samples only:
-            del self.up[: len(take)]  # an odd byte left behind starts the next sample
-            short_from = len(take) if len(take) < want and not stalled else None
-            self.played = due
-            if self.farend is not None:
-                self.farend.uplink(take + bytes(want - len(take)), short_from)
-        count = int((now - self.t0) * self.rate * 2) - self.written
-        if count > 0:
-            if len(self.down) < count:
-                samples = (count - len(self.down) + 1) // 2
-                self.down += self.farend.downlink(samples) if self.farend else bytes(2 * samples)
-            chunk = bytes(self.down[:count])
-            del self.down[:count]
-            sent = port.write(chunk)
-            lost = count - sent
-            if lost % 2:  # drop whole samples only, so the host's stream stays on 16-bit boundaries
-                self.down[:0] = chunk[-1:]
-                lost -= 1
-            self.dropped += lost
-            self.written += count
 
 
 class ModemEmulator:
@@ -153,9 +81,9 @@ class ModemEmulator:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._timers: list[threading.Timer] = []
-        self._rx = bytearray()
-        self._call: _Call | None = None
-        self._pump: _Pump | None = None
+        self._rx = AtInput()
+        self._call: ModemCall | None = None
+        self._pump: AudioPump | None = None
         self._sms_to: str | None = None
         self._sms_count = 0
         self._booted = False
@@ -245,19 +173,9 @@ class ModemEmulator:
             action(*args)
 
     def _reset_settings(self) -> None:
-        self._echo = True
-        self._cvhu = 1
-        self._clip = 0
-        self._crc = 0
-        self._clcc = 0
-        self._cmee = 0
-        self._cmgf = 0
-        self._creg = 0
-        self._cereg = 0
-        self._cpcmfrm = 0
+        self._settings = ModemSettings()
         self._pcmreg = 0
         self._pcm_stale = False  # CPCMREG left at 1 from a previous call: audio will not route until =0
-        self._levels = {"+CLVL": 4, "+CMICGAIN": 3, "+COUTGAIN": 4, "+CSDVC": 1, "+CSCLK": 0, "+CFUN": 1}
         self._sms_to = None
 
     # ---- AT port ------------------------------------------------------------------------------------
@@ -277,23 +195,19 @@ class ModemEmulator:
                 time.sleep(0.01)
 
     def _receive(self, data: bytes) -> None:
-        if self._echo:
+        if self._settings.echo:
             self._write(data)
-        self._rx += data
+        self._rx.feed(data)
         while True:
             if self._sms_to is not None:
-                end = next((i for i, b in enumerate(self._rx) if b in (0x1A, 0x1B)), None)
-                if end is None:
+                sms = self._rx.take_sms()
+                if sms is None:
                     return
-                text, send = self._rx[:end].decode("utf-8", "replace"), self._rx[end] == 0x1A
-                del self._rx[: end + 1]
-                self._finish_sms(text, send)
+                self._finish_sms(*sms)
                 continue
-            end = next((i for i, b in enumerate(self._rx) if b in (0x0D, 0x0A)), None)
-            if end is None:
+            line = self._rx.take_line()
+            if line is None:
                 return
-            line = self._rx[:end].decode("ascii", "replace").strip()
-            del self._rx[: end + 1]
             if line:
                 self._command(line)
 
@@ -305,10 +219,10 @@ class ModemEmulator:
         final = "OK"
         with self._lock:
             try:
-                for part in _split_commands(line[2:]):
+                for part in split_commands(line[2:]):
                     info += self._execute(part)
-            except _AtError as exc:
-                final = self._error_text(exc.code)
+            except AtError as exc:
+                final = self._settings.error_text(exc.code)
             except Exception:  # an emulator bug must not kill the AT port: answer ERROR and say why in the log
                 log.exception("emulated modem failed on %r", line)
                 final = "ERROR"
@@ -322,17 +236,8 @@ class ModemEmulator:
             time.sleep(self.faults.slow_ok_s)
         self._send(f"\r\n{final}\r\n", [final])
 
-    def _error_text(self, code: int | str) -> str:
-        if isinstance(code, str):
-            return code
-        if self._cmee == 1:
-            return f"+CME ERROR: {code}"
-        if self._cmee == 2:
-            return f"+CME ERROR: {CME_TEXT.get(code, 'unknown')}"
-        return "ERROR"
-
     def _execute(self, cmd: str) -> list[str]:
-        """One command without its AT prefix; returns information lines or raises _AtError."""
+        """One command without its AT prefix; returns information lines or raises AtError."""
         upper = cmd.upper()
         if upper.startswith("D"):
             return self._dial(cmd[1:])
@@ -341,131 +246,55 @@ class ModemEmulator:
             return []
         if basic:
             return self._basic(basic.group(1), basic.group(2))
-        match = re.fullmatch(r"(\+[A-Z]+)(=\?|\?|=(.*))?", cmd, flags=re.IGNORECASE)
-        if not match:
-            raise _AtError(4)
-        name, op, arg = match.group(1).upper(), match.group(2) or "", match.group(3) or ""
+        name, op, arg = parse_extended(cmd)
         handler = getattr(self, "_cmd_" + name[1:].lower(), None)
         if handler is not None:
-            return handler("=" if op.startswith("=") and op != "=?" else op, arg.strip())
-        if name in self._levels:
-            return self._level(name, op, arg)
-        raise _AtError(4)
+            return handler(op, arg.strip())
+        answer = self._settings.handle(name, op, arg)
+        if answer is None:
+            raise AtError(4)
+        return answer
 
     def _basic(self, letter: str, digit: str) -> list[str]:
         if letter == "E":
-            self._echo = digit != "0"
+            self._settings.echo = digit != "0"
         elif letter == "I":
             return list(IDENTITY)
         elif letter == "A":
             return self._answer()
         elif letter == "H":
-            if self._cvhu == 0 and self._call is not None:
+            if self._settings.cvhu == 0 and self._call is not None:
                 return self._host_hangup()
         elif letter in ("Z", "&F"):
-            self._echo = True
+            self._settings.echo = True
         return []
-
-    def _level(self, name: str, op: str, arg: str) -> list[str]:
-        if op == "?":
-            return [f"{name}: {self._levels[name]}"]
-        if op == "=?":
-            return [f"{name}: (0-8)"]
-        self._levels[name] = _int_arg(arg, 0, 8)
-        return []
-
-    # ---- simple settings and status queries -----------------------------------------------------
-
-    def _flag(self, attr: str, name: str, op: str, arg: str, top: int = 1, show: str = "{}") -> list[str]:
-        if op == "?":
-            return [f"{name}: " + show.format(getattr(self, attr))]
-        if op == "=?":
-            return [f"{name}: (0-{top})"]
-        if op == "=":
-            setattr(self, attr, _int_arg(arg.split(",")[0], 0, top))
-            return []
-        raise _AtError(4)
-
-    def _cmd_cvhu(self, op: str, arg: str) -> list[str]:
-        return self._flag("_cvhu", "+CVHU", op, arg)
-
-    def _cmd_clip(self, op: str, arg: str) -> list[str]:
-        return self._flag("_clip", "+CLIP", op, arg, show="{},1")
-
-    def _cmd_crc(self, op: str, arg: str) -> list[str]:
-        return self._flag("_crc", "+CRC", op, arg)
-
-    def _cmd_cmee(self, op: str, arg: str) -> list[str]:
-        return self._flag("_cmee", "+CMEE", op, arg, top=2)
-
-    def _cmd_cmgf(self, op: str, arg: str) -> list[str]:
-        return self._flag("_cmgf", "+CMGF", op, arg)
-
-    def _cmd_cpcmfrm(self, op: str, arg: str) -> list[str]:
-        return self._flag("_cpcmfrm", "+CPCMFRM", op, arg)
-
-    def _cmd_creg(self, op: str, arg: str) -> list[str]:
-        return self._flag("_creg", "+CREG", op, arg, top=2, show="{},1")
-
-    def _cmd_cereg(self, op: str, arg: str) -> list[str]:
-        return self._flag("_cereg", "+CEREG", op, arg, top=2, show="{},1")
 
     def _cmd_clcc(self, op: str, arg: str) -> list[str]:
         if op == "":
-            return [self._clcc_line(self._call)] if self._call is not None else []
-        return self._flag("_clcc", "+CLCC", op, arg)
-
-    def _cmd_csq(self, op: str, arg: str) -> list[str]:
-        return ["+CSQ: (0-31,99),(0-7,99)"] if op == "=?" else [f"+CSQ: {SIGNAL_CSQ},99"]
-
-    def _cmd_cops(self, op: str, arg: str) -> list[str]:
-        if op == "?":
-            return [f'+COPS: 0,0,"{OPERATOR}",7']
-        if op == "=?":
-            return [f'+COPS: (2,"{OPERATOR}","{OPERATOR}","310260",7),,(0-4),(0-2)']
-        return []
-
-    def _cmd_cpin(self, op: str, arg: str) -> list[str]:
-        if op == "=":
-            raise _AtError(3)  # the SIM has no PIN set
-        return ["+CPIN: READY"]
-
-    def _cmd_cgmi(self, op: str, arg: str) -> list[str]:
-        return ["SIMCOM INCORPORATED"]
-
-    def _cmd_cgmm(self, op: str, arg: str) -> list[str]:
-        return ["SIMCOM_SIM7600G-H"]
-
-    def _cmd_cgsn(self, op: str, arg: str) -> list[str]:
-        return ["862636051234567"]
-
-    def _cmd_cnmi(self, op: str, arg: str) -> list[str]:
-        return ["+CNMI: 2,1,0,0,0"] if op == "?" else []
-
-    def _cmd_cpcmbandwidth(self, op: str, arg: str) -> list[str]:
-        return ["+CPCMBANDWIDTH: 0,1"] if op == "?" else []
+            return [self._call.clcc_line()] if self._call is not None else []
+        return self._settings.flag("clcc", "+CLCC", op, arg)
 
     # ---- call control ---------------------------------------------------------------------------
 
     def _dial(self, rest: str) -> list[str]:
         match = re.fullmatch(r"\s*(\+?[0-9*#]{1,20})\s*;", rest)
         if not match:
-            raise _AtError(4)  # no ';' is a data call, which this voice modem does not do
+            raise AtError(4)  # no ';' is a data call, which this voice modem does not do
         if self._call is not None:
-            raise _AtError(3)
+            raise AtError(3)
         scenario = self.scenario
         call = self._new_call(match.group(1), False, scenario)
         self._later(min(ALERTING_AFTER_S, scenario.answer_delay_s / 2), self._alerting, call)
         self._later(scenario.answer_delay_s, self._outcome, call)
         return []
 
-    def _alerting(self, call: _Call) -> None:
+    def _alerting(self, call: ModemCall) -> None:
         with self._lock:
             if self._call is call and call.state == 2:
                 call.state = 3
                 self._clcc_urc(call)
 
-    def _outcome(self, call: _Call) -> None:
+    def _outcome(self, call: ModemCall) -> None:
         with self._lock:
             if self._call is not call or call.state not in (2, 3):
                 return
@@ -480,12 +309,12 @@ class ModemEmulator:
     def _answer(self) -> list[str]:
         call = self._call
         if call is None or call.state != 4:
-            raise _AtError("NO CARRIER")
+            raise AtError("NO CARRIER")
         self._send("\r\nVOICE CALL: BEGIN\r\n", ["VOICE CALL: BEGIN"])
         self._begin(call)
         return []
 
-    def _begin(self, call: _Call) -> None:
+    def _begin(self, call: ModemCall) -> None:
         call.state = 0
         call.began_at = time.monotonic()
         self._clcc_urc(call)
@@ -494,17 +323,17 @@ class ModemEmulator:
         if self.faults.vanish_after_s is not None:
             self._later(self.faults.vanish_after_s, self._vanish_mid_call, call)
 
-    def _vanish_mid_call(self, call: _Call) -> None:
+    def _vanish_mid_call(self, call: ModemCall) -> None:
         if self._call is call:
             self._power_cycle(lost_call=True)
 
-    def _ring(self, call: _Call) -> None:
+    def _ring(self, call: ModemCall) -> None:
         for _ in range(call.scenario.ring_cycles):
             with self._lock:
                 if self._call is not call or call.state != 4:
                     return
-                self._urc("+CRING: VOICE" if self._crc else "RING")
-                if self._clip:
+                self._urc("+CRING: VOICE" if self._settings.crc else "RING")
+                if self._settings.clip:
                     self._urc(f'+CLIP: "{call.number}",145,,,"",0')
             if self._stopping.wait(call.scenario.ring_interval_s):
                 return
@@ -519,21 +348,15 @@ class ModemEmulator:
     def _host_hangup(self) -> list[str]:
         call = self._call
         assert call is not None
-        if self.faults.end_without_duration:
-            text = "VOICE CALL: END"
-        else:
-            text = f"VOICE CALL: END: {_duration(call)}"
+        text = call.end_text(by_host=True, quirky=self.faults.end_without_duration)
         self._end_call(by="host", urcs=())
         return [text]
 
-    def _remote_hangup(self, call: _Call) -> None:
+    def _remote_hangup(self, call: ModemCall) -> None:
         with self._lock:
             if self._call is not call:
                 return
-            if self.faults.end_without_duration:
-                text = f"VOICE CALL:END: {_duration(call)}"
-            else:
-                text = f"VOICE CALL: END: {_duration(call)}"
+            text = call.end_text(by_host=False, quirky=self.faults.end_without_duration)
             self._end_call(by="far_end", urcs=(text, "NO CARRIER"))
 
     def _end_call(self, by: str, urcs: tuple[str, ...]) -> None:
@@ -544,8 +367,8 @@ class ModemEmulator:
         self._pump = None
         if self._pcmreg:
             self._pcm_stale = True
-        if self._clcc:
-            self._urc(self._clcc_line(call, stat=6))
+        if self._settings.clcc:
+            self._urc(call.clcc_line(stat=6))
         for text in urcs:
             self._urc(text)
         if call.farend is not None:
@@ -554,9 +377,9 @@ class ModemEmulator:
             self.metrics.ended_at, self.metrics.ended_by = time.monotonic(), by
         self.done.set()
 
-    def _new_call(self, number: str, incoming: bool, scenario: Scenario) -> _Call:
+    def _new_call(self, number: str, incoming: bool, scenario: Scenario) -> ModemCall:
         """Make `number` the current call, with a far end that starts rendering its lines right away."""
-        call = _Call(number, incoming, None, scenario, state=4 if incoming else 2)
+        call = ModemCall(number, incoming, None, scenario, state=4 if incoming else 2)
         if scenario.outcome == "answer":
             call.farend = self.farend(
                 scenario,
@@ -572,7 +395,7 @@ class ModemEmulator:
         self._clcc_urc(call)
         return call
 
-    def _press(self, call: _Call, digit: str) -> None:
+    def _press(self, call: ModemCall, digit: str) -> None:
         with self._lock:
             if self._call is call and call.state == 0:
                 self._urc(f"+RXDTMF: {digit}")
@@ -580,22 +403,17 @@ class ModemEmulator:
     def _cmd_vts(self, op: str, arg: str) -> list[str]:
         digits = arg.strip('"').upper()
         if op != "=" or not digits or not set(digits) <= set("0123456789*#ABCD"):
-            raise _AtError(4)
+            raise AtError(4)
         call = self._call
         if call is None or call.state != 0:
-            raise _AtError(3)
+            raise AtError(3)
         if call.farend is not None:
             call.farend.heard_dtmf(digits)
         return []
 
-    def _clcc_line(self, call: _Call | None, stat: int | None = None) -> str:
-        assert call is not None
-        status = call.state if stat is None else stat
-        return f'+CLCC: 1,{int(call.incoming)},{status},0,0,"{call.number}",{145 if call.number.startswith("+") else 129}'
-
-    def _clcc_urc(self, call: _Call) -> None:
-        if self._clcc:
-            self._urc(self._clcc_line(call))
+    def _clcc_urc(self, call: ModemCall) -> None:
+        if self._settings.clcc:
+            self._urc(call.clcc_line())
 
     # ---- audio routing --------------------------------------------------------------------------
 
@@ -605,8 +423,8 @@ class ModemEmulator:
         if op == "=?":
             return ["+CPCMREG: (0,1)"]
         if op != "=":
-            raise _AtError(4)
-        value = _int_arg(arg.split(",")[0], 0, 1)
+            raise AtError(4)
+        value = int_arg(arg.split(",")[0], 0, 1)
         if value == 0:
             self._pcmreg = 0
             self._pcm_stale = False
@@ -614,9 +432,9 @@ class ModemEmulator:
             return []
         call = self._call
         if call is None or call.state != 0 or call.began_at is None:
-            raise _AtError(3)
+            raise AtError(3)
         if time.monotonic() - call.began_at < PCMREG_MIN_AFTER_BEGIN_S:
-            raise _AtError(3)
+            raise AtError(3)
         if self._pcm_stale or (self.faults.flaky_cpcmreg and not call.flaky_spent):
             call.flaky_spent = True
             return []  # OK, but nothing is routed and CPCMREG? stays as it was
@@ -624,41 +442,31 @@ class ModemEmulator:
             self._later(PCMREG_ACCEPT_S, self._route, call)
         return []
 
-    def _route(self, call: _Call) -> None:
+    def _route(self, call: ModemCall) -> None:
         with self._lock:
             if self._call is not call or self._pump is not None:
                 return
             self._pcmreg = 1
-            rate = 16000 if self._cpcmfrm or self.faults.volte_16k else 8000
+            rate = 16000 if self._settings.cpcmfrm or self.faults.volte_16k else 8000
             t0 = time.monotonic() + AUDIO_START_S
             stall = self.faults.uplink_stall_after_s
             stall_at = None if stall is None or call.began_at is None else call.began_at + stall
             if call.farend is not None:
                 call.farend.route(t0, rate)
-            self._pump = _Pump(call.farend, rate, t0, stall_at)
+            self._pump = AudioPump(call.farend, rate, t0, stall_at)
 
     def _audio_loop(self) -> None:
-        rng = random.Random(7)
-        while not self._stopping.wait(rng.uniform(*TICK_S)):
-            if not self._audio.present:
-                continue
-            pump = self._pump
-            now = time.monotonic()
-            if pump is None or now < pump.t0:
-                self._audio.read(65536)  # not routed: the modem discards what the host sends
-                continue
-            try:
-                pump.run(now, self._audio)
-            except Exception:  # keep the clock running; a far-end bug costs this route, not the modem
-                log.exception("emulated audio route failed; dropping it")
-                self._pump = None
+        run_audio_clock(self._audio, self._stopping, lambda: self._pump, self._drop_pump)
+
+    def _drop_pump(self) -> None:
+        self._pump = None
 
     # ---- SMS ------------------------------------------------------------------------------------
 
     def _cmd_cmgs(self, op: str, arg: str) -> list[str]:
         number = arg.strip().strip('"')
-        if op != "=" or self._cmgf != 1 or not re.fullmatch(r"\+?[0-9]{3,20}", number):
-            raise _AtError(4 if self._cmgf == 1 else 3)
+        if op != "=" or self._settings.cmgf != 1 or not re.fullmatch(r"\+?[0-9]{3,20}", number):
+            raise AtError(4 if self._settings.cmgf == 1 else 3)
         self._sms_to = number
         return []
 
@@ -689,26 +497,3 @@ class ModemEmulator:
 
     def _write(self, data: bytes) -> None:
         self._at.write(data)
-
-
-def _split_commands(body: str) -> list[str]:
-    """ "E0;+CVHU=0" -> ["E0", "+CVHU=0"]; a dial string keeps its ';' (it marks a voice call)."""
-    if body.upper().startswith("D"):
-        return [body]
-    parts = [p.strip() for p in body.split(";")]
-    return parts if any(parts) else [""]
-
-
-def _int_arg(text: str, low: int, high: int) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise _AtError(4) from None
-    if not low <= value <= high:
-        raise _AtError(4)
-    return value
-
-
-def _duration(call: _Call) -> str:
-    seconds = int(time.monotonic() - call.began_at) if call.began_at else 0
-    return f"{seconds // 3600:02d}{seconds // 60 % 60:02d}{seconds % 60:02d}"
