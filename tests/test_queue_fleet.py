@@ -101,3 +101,89 @@ def test_no_server_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
     with pytest.raises(QueueError, match="nats:// or tls://"):
         QueueClient(QueueSettings(url="http://127.0.0.1:4222"))
     assert os.environ.get("CELLCALL_QUEUE_TOKEN") in (None, TOKEN)
+
+
+def _claims(client: QueueClient) -> dict[str, str]:
+    from cellcall.queue.claims import ClaimState
+    from cellcall.queue.connection import CLAIMS_BUCKET
+
+    values = client.run(fleet._bucket_values(client, CLAIMS_BUCKET))  # noqa: SLF001 - the test reads the raw claims
+    return {key: ClaimState.from_bytes(value).phase for key, value in values.items()}
+
+
+def test_a_worker_killed_mid_call_is_never_redialled_and_its_call_reported_interrupted(
+    server: NatsServer, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    tests = Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": f"{tests}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.Popen(
+        [sys.executable, str(tests / "fleet_worker_main.py"), str(tmp_path / "doomed"), server.url, "line-doomed", "2"],
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    pusher = QueueClient(server.settings("pusher"))
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"worker-ready"
+        message = GoalMessage("long-call.md", _goal(7), "any")
+        fleet.push(pusher, [message])
+        wait_for(lambda: _claims(pusher).get(message.key) == "dialled", 30, "the doomed worker to dial")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        with Worker(tmp_path / "survivor", server.settings("line-survivor", claim_ttl_s=2.0)) as survivor:
+            wait_for(lambda: len(report_rows(pusher)) >= 1, 30, "the interrupted report")
+            rows = report_rows(pusher)
+            claims = _claims(pusher)
+            survivor_atds = atd_count(survivor.emulator.at_log)
+            survivor_calls = list(survivor.seam.calls)
+    finally:
+        pusher.close()
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    assert [r["status"] for r in rows] == ["interrupted"]
+    assert rows[0]["line"] == "line-doomed" and "not redialled" in str(rows[0]["note"])
+    assert claims[message.key] == "interrupted"
+    assert survivor_atds == 0 and survivor_calls == [], "the survivor must not redial a call that may have happened"
+
+
+def test_the_server_down_for_ten_seconds_loses_and_doubles_nothing(server: NatsServer, tmp_path: Path) -> None:
+    import time
+
+    from fleet_support import ANSWERED
+
+    messages = [GoalMessage(f"outage{i}.md", _goal(100 + i), "any") for i in range(8)]
+    with (
+        Worker(tmp_path / "a", server.settings("line-a", claim_ttl_s=20.0), scenario=ANSWERED, hold_s=1.5) as a,
+        Worker(tmp_path / "b", server.settings("line-b", claim_ttl_s=20.0), scenario=ANSWERED, hold_s=1.5) as b,
+    ):
+        pusher = QueueClient(server.settings("pusher"))
+        try:
+            fleet.push(pusher, messages)
+            wait_for(lambda: len(a.seam.calls) >= 1 and len(b.seam.calls) >= 1, 30, "both lines in a call")
+        finally:
+            pusher.close()
+        server.stop()
+        in_call_at_stop = len(a.seam.calls) + len(b.seam.calls)
+        time.sleep(10)
+        server.start()
+        pusher = QueueClient(server.settings("pusher"))
+        try:
+            wait_for(lambda: len(report_rows(pusher)) >= len(messages), 90, "every goal reported after the outage")
+            time.sleep(1.0)  # a late double would show now
+            rows = report_rows(pusher)
+            claims = _claims(pusher)
+            queued = fleet.status(pusher)["queued"]
+        finally:
+            pusher.close()
+        dialled = Counter([*a.seam.calls, *b.seam.calls])
+        atds = atd_count(a.emulator.at_log) + atd_count(b.emulator.at_log)
+    assert in_call_at_stop >= 2
+    assert sorted(str(r["source"]) for r in rows) == sorted(m.source for m in messages), "one report per goal"
+    assert {str(r["status"]) for r in rows} == {"completed"}, "the calls in progress went on through the outage"
+    assert set(dialled) == {f"outage{i}" for i in range(8)} and max(dialled.values()) == 1
+    assert atds == len(messages)
+    assert set(claims.values()) == {"done"} and queued == 0

@@ -12,6 +12,7 @@ These functions run on the queue thread (connection.py).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
@@ -64,6 +65,7 @@ class Held:
     key: str
     revision: int
     state: ClaimState
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False, compare=False)
 
 
 class ClaimLost(Exception):
@@ -97,14 +99,26 @@ async def take_over(kv: KeyValue, key: str, revision: int, state: ClaimState) ->
 
 
 async def move(kv: KeyValue, held: Held, **changes: Any) -> None:
-    """Change the claim this worker holds (phase, beat, status); ClaimLost if it is no longer ours."""
-    for name, value in changes.items():
-        setattr(held.state, name, value)
-    held.state.beat = time.time()
-    try:
-        held.revision = await kv.update(held.key, held.state.to_bytes(), last=held.revision)
-    except KeyWrongLastSequenceError as exc:
-        raise ClaimLost(held.key) from exc
+    """Change the claim this worker holds (phase, beat, status); ClaimLost if it is no longer ours.
+
+    Moves of one claim are serialised (the heartbeat and the runner's steps share it). A move whose
+    answer was lost (the server went away) may have landed: the entry then still names this worker,
+    so its revision is adopted and the move written again; one naming another worker was taken over.
+    """
+    async with held.lock:
+        for name, value in changes.items():
+            setattr(held.state, name, value)
+        held.state.beat = time.time()
+        for _ in range(2):
+            try:
+                held.revision = await kv.update(held.key, held.state.to_bytes(), last=held.revision)
+                return
+            except KeyWrongLastSequenceError:
+                found = await read(kv, held.key)
+                if found is None or found[1].worker != held.state.worker:
+                    raise ClaimLost(held.key) from None
+                held.revision = found[0]
+        raise ClaimLost(held.key)
 
 
 async def release(kv: KeyValue, held: Held) -> None:

@@ -79,8 +79,8 @@ class QueueClient:
             raise QueueError(f"queue.url must start with nats:// or tls://, got {settings.url!r}")
         self.settings = settings
         self.connected = threading.Event()  # set while the server is reachable
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="cellcall-queue", daemon=True)
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="cellcall-queue", daemon=True)
         self._thread.start()
         self.nc: Client | None = None
         self.js: JetStreamContext | None = None
@@ -95,27 +95,40 @@ class QueueClient:
     # --- from any thread ----------------------------------------------------------------------
     def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
         """Run `coro` on the queue thread and wait for it; a stalled server is a QueueError."""
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
         try:
             return future.result(timeout)
         except FutureTimeout as exc:
+            if future.done():
+                raise  # the coroutine's own timeout (an empty fetch), not a stalled server
             future.cancel()
             raise QueueError("the queue server did not answer in time") from exc
 
     def spawn(self, factory: Callable[[], Awaitable[None]]) -> None:
         """Start a background task on the queue thread (a heartbeat)."""
-        self._loop.call_soon_threadsafe(lambda: self._loop.create_task(factory()))  # type: ignore[arg-type]
+        self.loop.call_soon_threadsafe(lambda: self.loop.create_task(factory()))  # type: ignore[arg-type]
 
     def close(self) -> None:
+        """Stop the background tasks (heartbeats), close the connection, end the queue thread."""
+        try:
+            self.run(self._cancel_tasks(), timeout=5.0)
+        except Exception:  # noqa: BLE001 - a stuck task must not keep the process from closing
+            pass
         if self.nc is not None and not self.nc.is_closed:
             try:
                 self.run(self.nc.close(), timeout=5.0)
             except Exception:  # noqa: BLE001 - closing a dead connection may fail; the process goes on
                 pass
-        self._loop.call_soon_threadsafe(self._loop.stop)
+        self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5.0)
 
     # --- on the queue thread ------------------------------------------------------------------
+    async def _cancel_tasks(self) -> None:
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _connect(self) -> None:
         settings = self.settings
         options: dict[str, Any] = {

@@ -131,13 +131,21 @@ class QueueDialler:
         except nats.errors.TimeoutError:
             return None
         except QUEUE_ERRORS as exc:
-            self._runner.log.emit("queue-fetch-error", route=route, error=type(exc).__name__)
+            self._runner.log.emit("queue-fetch-error", route=route, error=f"{type(exc).__name__}: {exc}"[:200])
             return None
         return msgs[0] if msgs else None
 
     def _handle(self, msg: Msg) -> None:
-        runner = self._runner
+        """One delivered goal; the server going away half-way leaves it to be delivered again."""
         message = goal_from_message(msg.subject, msg.data, msg.headers)
+        try:
+            self._handle_goal(msg, message)
+        except QUEUE_ERRORS as exc:
+            self._runner.log.emit("queue-goal-later", goal=message.source, error=type(exc).__name__)
+            self._forget(message.key)  # an undialled claim left behind goes stale and is taken over
+
+    def _handle_goal(self, msg: Msg, message: GoalMessage) -> None:
+        runner = self._runner
         state = ClaimState("claimed", self.worker, self.line, message.source)
         goal, problems = self._parse(message)
         if goal is None:
@@ -227,7 +235,7 @@ class QueueDialler:
         settled = ClaimState("interrupted", self.worker, other.line, message.source, status="interrupted", note=note)
         if self._client.run(claims.take_over(kv, message.key, revision, settled)) is not None:
             payload = report_payload(message, other.worker, other.line, CallStatus.INTERRUPTED.value, None, note)
-            self._step("publish interrupted", lambda: self._publish(payload))
+            self._step("publish interrupted", lambda: self._publish(payload, f"{message.key}:interrupted"))
             runner.log.emit("queue-interrupted", goal=message.source, key=message.key, dead=other.worker)
         self._ack(msg)
         return None
@@ -239,7 +247,7 @@ class QueueDialler:
         if held is not None:
             self._runner.log.emit(f"queue-{phase}", goal=message.source, key=message.key, reason=note[:200])
             payload = report_payload(message, self.worker, self.line, phase, None, note)
-            self._step("publish report", lambda: self._publish(payload))
+            self._step("publish report", lambda: self._publish(payload, f"{message.key}:{phase}"))
         self._ack(msg)
 
     def _place_refused(self, msg: Msg, message: GoalMessage, held: Held, goal: Goal, reason: str) -> None:
@@ -255,13 +263,16 @@ class QueueDialler:
     ) -> None:
         payload = report_payload(message, self.worker, self.line, status, folder, note)
         kv = self._kv(CLAIMS_BUCKET)
-        self._step("publish report", lambda: self._publish(payload))
+        self._step("publish report", lambda: self._publish(payload, f"{held.key}:{phase}"))
         self._step("settle claim", lambda: self._client.run(self._settle_held(kv, held, phase, status, note)))
         self._step("ack", lambda: self._client.run(msg.ack()))
         self._runner.log.emit("queue-reported", goal=message.source, key=held.key, status=status)
 
     async def _settle_held(self, kv: Any, held: Held, phase: str, status: str, note: str | None) -> None:
-        await claims.move(kv, held, phase=phase, status=status, note=note)
+        try:
+            await claims.move(kv, held, phase=phase, status=status, note=note)
+        except ClaimLost:
+            pass  # settled by another worker meanwhile (it found this one silent too long)
         self._held.pop(held.key, None)
 
     def _give_back(self, msg: Msg, held: Held, wait_s: float) -> None:
@@ -272,9 +283,11 @@ class QueueDialler:
         self._held.pop(held.key, None)
         await claims.release(self._kv(CLAIMS_BUCKET), held)
 
-    def _publish(self, payload: bytes) -> None:
+    def _publish(self, payload: bytes, msg_id: str) -> None:
+        """Publish a report; a retry after a lost answer is dropped by the server (same Nats-Msg-Id)."""
         assert self._client.js is not None
-        self._client.run(self._client.js.publish(report_subject(self.worker), payload), timeout=5.0)
+        publish = self._client.js.publish(report_subject(self.worker), payload, headers={"Nats-Msg-Id": msg_id})
+        self._client.run(publish, timeout=5.0)
 
     def _ack(self, msg: Msg) -> None:
         self._step("ack", lambda: self._client.run(msg.ack()))
@@ -287,6 +300,14 @@ class QueueDialler:
 
     def _kv(self, bucket: str) -> Any:
         return self._client.buckets[bucket]
+
+    def _forget(self, key: str) -> None:
+        """Stop refreshing a claim (queue thread's dict, changed only there)."""
+
+        async def drop() -> None:
+            self._held.pop(key, None)
+
+        asyncio.run_coroutine_threadsafe(drop(), self._client.loop)
 
     def _hold_claim(self, held: Held, msg: Msg) -> None:
         async def keep() -> None:

@@ -1,0 +1,26 @@
+"""A fleet worker as its own process, for the SIGKILL test: `python fleet_worker_main.py ROOT URL LINE TTL_S`.
+
+It answers every call and holds it for a minute, so the test can kill it mid-call.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from fleet_support import ANSWERED, Worker
+
+from cellcall.config import QueueSettings
+
+
+def main() -> None:
+    root, url, line, ttl = Path(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
+    with Worker(root, QueueSettings(url=url, line_name=line, claim_ttl_s=ttl), scenario=ANSWERED, hold_s=60.0):
+        print("worker-ready", flush=True)
+        while True:
+            time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()
