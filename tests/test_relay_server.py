@@ -164,10 +164,10 @@ def test_a_relay_that_is_down_hands_the_request_to_the_local_engine() -> None:
 def test_a_stalled_relay_fails_over_after_the_deadline() -> None:
     with socket.create_server(("127.0.0.1", 0)) as listener:  # accepts, never answers
         url = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
-        llm = FailoverChatModel(RelayChatModel(RelayPool(url, TOKEN, 0.3)), TickingLlm, RelayState(), "warm")
+        llm = FailoverChatModel(RelayChatModel(RelayPool(url, TOKEN, 1.0)), TickingLlm, RelayState(), "warm")
         started = time.monotonic()
         assert "".join(llm.stream_chat(HI)) == "t0 t1 t2 t3 t4 " and llm.last_served == "local"
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 3.0
 
 
 def test_fallback_none_raises_instead_of_loading_local_engines() -> None:

@@ -5,7 +5,8 @@ in different threads, so two or three run at once) and gives it back when its DO
 connection has one reader thread (owns the socket's read side, queues frames); the borrowing
 request owns the write side. Every request has a deadline: no first answer, or a gap between
 frames, longer than `timeout_s` raises RelayError and closes that connection, so the caller can
-hand the turn to the local engines. A cancel sends RESET and waits briefly for the DONE.
+hand the turn to the local engines. The relay sends a PING every 0.5 s while an engine works without
+output, so a long prefill is not taken for a stall. A cancel sends RESET and waits briefly for DONE.
 """
 
 from __future__ import annotations
@@ -199,7 +200,8 @@ class RelayPool:
                 if reply.type is FrameType.DONE:
                     done = True
                     return
-                yield reply
+                if reply.type is not FrameType.PING:  # PING from the relay: still working (a long prefill)
+                    yield reply
                 deadline = time.monotonic() + self._timeout_s
         except _Cancelled:
             connection.reset()
@@ -258,7 +260,7 @@ class RelayChatModel:
 
     def warm(self, messages: list[ChatMessage]) -> None:
         request = {"messages": [vars(m) for m in messages], "warm": True}
-        for _ in self._pool.request(encode_json(FrameType.CHAT, request), first_s=self._pool.timeout_s * 5):
+        for _ in self._pool.request(encode_json(FrameType.CHAT, request)):
             pass
 
 

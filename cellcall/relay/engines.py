@@ -50,8 +50,8 @@ def relay_engine_set(
     config = settings.engines
     if config.relay_fallback not in FALLBACKS:
         raise EngineError(f"engines.relay_fallback {config.relay_fallback!r}: use one of {', '.join(FALLBACKS)}")
-    if config.relay_timeout_s <= 0:
-        raise EngineError(f"engines.relay_timeout_s must be positive, got {config.relay_timeout_s}")
+    if config.relay_timeout_s < 1.0:  # the relay's heartbeat comes every 0.5 s
+        raise EngineError(f"engines.relay_timeout_s must be at least 1 second, got {config.relay_timeout_s}")
     pool = RelayPool(config.relay, settings.relay.token, config.relay_timeout_s, config.relay_ca)
     state, fallback = RelayState(), config.relay_fallback
     return RelayEngineSet(

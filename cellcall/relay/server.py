@@ -17,7 +17,7 @@ import queue
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +39,8 @@ from cellcall.serve.auth import ServeError, parse_listen
 log = logging.getLogger("cellcall.relay")
 REQUESTS = (FrameType.UTTERANCE, FrameType.CHAT, FrameType.SPEAK, FrameType.PING)
 MAX_CHAT_TOKENS = 1024
+HEARTBEAT_S = 0.5  # a PING this often while an engine works without output
+_END = object()
 
 
 class RelayServeError(ServeError):
@@ -90,6 +92,42 @@ def _messages(data: dict) -> list[ChatMessage]:
             raise ProtocolError("bad-request", "each message needs a role and a content string")
         out.append(ChatMessage(item["role"], item["content"]))
     return out
+
+
+def _with_heartbeats(frames: Iterator[bytes], cancel: threading.Event) -> Generator[bytes, None, None]:
+    """`frames`, produced in a thread, with a PING whenever none came for HEARTBEAT_S (the client's
+    stall deadline counts from the last frame, so a slow prefill is not mistaken for a dead relay)."""
+    out: queue.Queue[object] = queue.Queue()
+
+    def produce() -> None:
+        try:
+            for item in frames:
+                out.put(item)
+                if cancel.is_set():
+                    break
+        except Exception as exc:  # noqa: BLE001 - re-raised in the worker thread below
+            out.put(exc)
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+            out.put(_END)
+
+    threading.Thread(target=produce, name="relay-engine", daemon=True).start()
+    while True:
+        try:
+            item = out.get(timeout=HEARTBEAT_S)
+        except queue.Empty:
+            if cancel.is_set():
+                return
+            yield encode(FrameType.PING)
+            continue
+        if item is _END:
+            return
+        if isinstance(item, Exception):
+            raise item
+        assert isinstance(item, bytes)
+        yield item
 
 
 class _Connection:
@@ -207,11 +245,11 @@ class _Connection:
             with self._write:
                 self._cancel, self._active = cancel, True
             try:
-                with contextlib.closing(self._run(frame, cancel)) as frames:
+                with contextlib.closing(_with_heartbeats(self._run(frame, cancel), cancel)) as frames:
                     for out in frames:
                         if not self.send(out, cancel):
                             break  # reset: closing the generator stops the engine's stream too
-            except EngineError as exc:
+            except (EngineError, ValueError) as exc:  # ValueError: a numeric field of the request
                 self._finish(cancel, encode_json(FrameType.ERROR, {"code": "engine", "message": str(exc)}))
                 continue
             except OSError:
