@@ -191,3 +191,16 @@ def test_a_relay_that_dies_mid_stream_ends_that_reply_and_the_next_is_local() ->
         rest = list(tokens)
         assert len(rest) < 10_000
         assert "".join(llm.stream_chat(HI)) == "t0 t1 t2 t3 t4 " and llm.last_served == "local"
+
+
+def test_doctor_reports_the_relay_its_models_and_a_round_trip_and_a_refused_token() -> None:
+    from cellcall.relay.doctor import check_relay
+
+    with running_relay(relay_settings()) as (_server, url):
+        settings = relay_settings()
+        settings.engines.relay = url
+        lines, ok = check_relay(settings)
+        assert ok and "token accepted" in lines[0] and "counting-stt" in lines[1] and lines[2].startswith("rtt")
+        settings.relay.token = "another-long-token-000000000000"
+        lines, ok = check_relay(settings)
+        assert not ok and "unauthorized" in lines[0] and "another-long" not in "\n".join(lines)

@@ -32,6 +32,12 @@ def run_doctor(
     """The report text and whether everything is ready."""
     status = probe_line(settings, at_port, audio_port)
     lines, ok = line_report(status, settings.line.kind), status.ready
+    if settings.engines.relay:
+        from cellcall.relay.doctor import check_relay
+
+        relay_lines, relay_ok = check_relay(settings)
+        lines += relay_lines
+        ok = ok and relay_ok
     if engines:
         from cellcall.engines.health import check_engines  # loads models: only when asked
 
