@@ -2,7 +2,8 @@
 
 The emulator kind runs the very same Sim7600Line against the emulated modem's two pty paths
 (`cellcall.emulator.line`), so everything above the line, the driver included, runs as on the hardware.
-Explicit ports always mean a real modem behind them, whatever `line.kind` says.
+Explicit ports always mean a real modem behind them, whatever `line.kind` says. The sip kind is a
+SIP account (`[line.sip]`, cellcall.line.sip), built unopened like the modem.
 """
 
 from __future__ import annotations
