@@ -193,7 +193,9 @@ class QueueSettings:
     claim_ttl_s: float = 30.0  # a claim not refreshed this long belongs to a dead worker
     fleet_max_calls_per_hour: int = 0  # across all lines; 0 = only each line's [policy]
     fleet_max_calls_per_day: int = 0
-    # the token comes from CELLCALL_QUEUE_TOKEN, user/password from CELLCALL_QUEUE_USER / CELLCALL_QUEUE_PASSWORD
+    token: str = ""  # or CELLCALL_QUEUE_TOKEN (the server's --auth token)
+    user: str = ""  # or CELLCALL_QUEUE_USER, with password / CELLCALL_QUEUE_PASSWORD
+    password: str = ""
 
 
 @dataclass

@@ -66,4 +66,5 @@ class NatsServer:
             proc.wait(timeout=10)
 
     def settings(self, line: str, **extra: object) -> QueueSettings:
-        return QueueSettings(url=self.url, line_name=line, **extra)  # type: ignore[arg-type]
+        """Queue settings for a worker of this server (its token unless `token=` says otherwise)."""
+        return QueueSettings(**{"url": self.url, "line_name": line, "token": self.token, **extra})  # type: ignore[arg-type]

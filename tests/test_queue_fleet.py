@@ -21,8 +21,7 @@ from cellcall.queue.messages import GoalMessage
 
 
 @pytest.fixture
-def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    monkeypatch.setenv("CELLCALL_QUEUE_TOKEN", TOKEN)
+def server(tmp_path: Path):  # type: ignore[no-untyped-def]
     srv = NatsServer(tmp_path / "jetstream").start()
     try:
         yield srv
@@ -79,16 +78,14 @@ def test_fifty_goals_at_once_each_valid_one_dialled_exactly_once_over_three_line
     assert {w["line"] for w in status["workers"]} >= {"line-a", "line-b", "line-c"}
 
 
-def test_a_worker_with_a_wrong_token_is_refused_clearly(server: NatsServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CELLCALL_QUEUE_TOKEN", "not-the-token-5550")
+def test_a_worker_with_a_wrong_token_is_refused_clearly(server: NatsServer) -> None:
     with pytest.raises(QueueError) as refused:
-        QueueClient(server.settings("line-x"))
+        QueueClient(server.settings("line-x", token="not-the-token-5550"))
     text = str(refused.value)
     assert "refused" in text and "CELLCALL_QUEUE_TOKEN" in text
     assert "not-the-token-5550" not in text and TOKEN not in text
-    monkeypatch.delenv("CELLCALL_QUEUE_TOKEN")
     with pytest.raises(QueueError, match="authorization"):
-        QueueClient(server.settings("line-x"))
+        QueueClient(server.settings("line-x", token=""))
 
 
 def test_no_server_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
@@ -100,7 +97,6 @@ def test_no_server_is_a_clear_error_not_a_hang(tmp_path: Path) -> None:
         QueueClient(QueueSettings(url=f"nats://127.0.0.1:{free_port()}"))
     with pytest.raises(QueueError, match="nats:// or tls://"):
         QueueClient(QueueSettings(url="http://127.0.0.1:4222"))
-    assert os.environ.get("CELLCALL_QUEUE_TOKEN") in (None, TOKEN)
 
 
 def _claims(client: QueueClient) -> dict[str, str]:
@@ -119,7 +115,7 @@ def test_a_worker_killed_mid_call_is_never_redialled_and_its_call_reported_inter
     import sys
 
     tests = Path(__file__).parent
-    env = {**os.environ, "PYTHONPATH": f"{tests}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    env = {**os.environ, "PYTHONPATH": f"{tests}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "CELLCALL_QUEUE_TOKEN": TOKEN}
     proc = subprocess.Popen(
         [sys.executable, str(tests / "fleet_worker_main.py"), str(tmp_path / "doomed"), server.url, "line-doomed", "2"],
         stdout=subprocess.PIPE,

@@ -93,10 +93,15 @@ def calls(
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many recent calls."),
     as_json: bool = typer.Option(False, "--json", help="Print the calls as JSON."),
 ) -> None:
-    """Recent calls from the outbox, newest first."""
+    """Recent calls from the outbox, newest first (with [queue]: the whole fleet's)."""
     from cellcall.cli.tables import print_calls
     from cellcall.outbox import list_calls
 
+    if settings().queue.url:
+        from cellcall.cli.queue import print_fleet_calls
+
+        print_fleet_calls(settings(), limit, as_json)
+        return
     print_calls(list_calls(Path(settings().paths.outbox), limit), as_json)
 
 
@@ -176,10 +181,16 @@ def status(
     except FileNotFoundError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(1) from None
+    if settings().queue.url:
+        from cellcall.cli.queue import fleet_status, render_fleet
+
+        data["fleet"] = fleet_status(settings())
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:
         Console().print(render(data))
+        if "fleet" in data:
+            Console().print(render_fleet(data["fleet"]))
 
 
 @app.command()

@@ -4,7 +4,8 @@ nats-py is asyncio-only and the runner is a plain thread, so `QueueClient` start
 a daemon thread that owns the connection, the JetStream context and every bucket handle; other
 threads only submit coroutines through `run()` and wait for the result. The client reconnects by
 itself (forever) after a lost server; `run()` fails fast meanwhile and callers retry later.
-Secrets (the token, a password) come from the environment and never reach an error message.
+Secrets (queue.token, queue.password: from CELLCALL_QUEUE_TOKEN / CELLCALL_QUEUE_PASSWORD through the
+config loader, or the config file) never reach an error message.
 """
 
 from __future__ import annotations
@@ -145,11 +146,11 @@ class QueueClient:
         tls = _tls_context(settings)
         if tls is not None:
             options["tls"] = tls
-        if os.environ.get(TOKEN_ENV):
-            options["token"] = os.environ[TOKEN_ENV]
-        if os.environ.get(USER_ENV):
-            options["user"] = os.environ[USER_ENV]
-            options["password"] = os.environ.get(PASSWORD_ENV, "")
+        if settings.token:
+            options["token"] = settings.token
+        if settings.user:
+            options["user"] = settings.user
+            options["password"] = settings.password
         self.nc = await self._first_connect(options)
         self._first_errors = None
         self.connected.set()
