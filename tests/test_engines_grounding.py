@@ -193,3 +193,10 @@ def test_a_quote_is_found_with_normalised_case_apostrophes_and_spaces_and_widene
 )
 def test_slots_are_read_from_the_words_said(text: str, slot: str) -> None:
     assert g.slot_in(text) == slot
+
+
+def test_the_booked_slot_is_the_clause_with_a_day_and_a_time_not_the_last_day_named() -> None:
+    from cellcall.engines.grounding import slot_in
+
+    said = "Great. Sam is booked for Friday at 9.30 in the morning and the Tuesday appointment is cancelled."
+    assert slot_in(said) == "Friday 9:30"

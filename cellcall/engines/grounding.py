@@ -266,7 +266,14 @@ def days_in(text: str) -> list[str]:
 
 
 def slot_in(text: str) -> str:
-    """The day and time said ("Friday 9:30" from "booked for Friday at nine thirty"); "" when none."""
+    """The day and time said ("Friday 9:30" from "booked for Friday at nine thirty"); "" when none.
+
+    Of several clauses the first that names a day and a time wins: "booked for Friday at 9.30 and the
+    Tuesday appointment is cancelled" is Friday 9:30, not Tuesday."""
+    for clause in re.split(r"\band\b|[,;]", text):
+        if days_in(clause) and times_in(clause):
+            text = clause
+            break
     days, times = days_in(text), times_in(text)
     return " ".join(part for part in (days[-1] if days else "", times[-1] if times else "") if part)
 
