@@ -282,6 +282,10 @@ def bench_serve(posts: int = typer.Option(10, "--posts", min=1, help="Goals post
     typer.echo(run_bench(settings(), posts))
 
 
+from cellcall.cli.queue import queue_app  # noqa: E402 - beside the other sub-apps
+
+app.add_typer(queue_app, name="queue")
+
 openclaw_app = typer.Typer(help="OpenClaw: the skill, memory search over the outbox, pushes on call end.", no_args_is_help=True)
 app.add_typer(openclaw_app, name="openclaw")
 
