@@ -282,6 +282,41 @@ def bench_serve(posts: int = typer.Option(10, "--posts", min=1, help="Goals post
     typer.echo(run_bench(settings(), posts))
 
 
+relay_app = typer.Typer(help="GPU relay: run STT, LLM and TTS for appliances on another box.", no_args_is_help=True)
+app.add_typer(relay_app, name="relay")
+
+
+@relay_app.command("serve")
+def relay_serve(
+    listen: str | None = typer.Option(None, "--listen", help="HOST:PORT (default: relay.listen, 127.0.0.1:8770)."),
+    cert: Path | None = typer.Option(None, "--cert", help="TLS certificate (PEM); with --key, appliances use tls://."),
+    key: Path | None = typer.Option(None, "--key", help="TLS private key (PEM)."),
+) -> None:
+    """Serve this box's engines (CPU or CUDA, see [relay]) to appliances; token: CELLCALL_RELAY_TOKEN."""
+    from cellcall.engines import EngineError
+    from cellcall.relay.server import serve_relay
+    from cellcall.serve.auth import ServeError
+
+    overrides = {
+        "relay.listen": listen,
+        "relay.tls_cert": str(cert) if cert else None,
+        "relay.tls_key": str(key) if key else None,
+    }
+    try:
+        serve_relay(settings(overrides), typer.echo)
+    except (ServeError, EngineError, OSError) as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
+@bench_app.command("relay")
+def bench_relay(runs: int = typer.Option(5, "--runs", min=1, help="Turns per figure (medians are printed).")) -> None:
+    """Relay on loopback: protocol overhead per turn, voice-to-voice via relay vs local, appliance RSS."""
+    from cellcall.bench.relay import run_bench
+
+    typer.echo(run_bench(settings(), runs))
+
+
 from cellcall.cli.queue import queue_app  # noqa: E402 - beside the other sub-apps
 
 app.add_typer(queue_app, name="queue")

@@ -18,7 +18,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -162,6 +162,7 @@ class RelayPool:
         self._idle: list[RelayConnection] = []
         self._lock = threading.Lock()
         self.hello: dict[str, Any] = {}
+        self.on_done: Callable[[float, float], None] | None = None  # (wall s, relay's own s) per request: the bench
 
     @property
     def timeout_s(self) -> float:
@@ -193,12 +194,15 @@ class RelayPool:
         connection = self.borrow()
         done = False
         try:
+            sent = time.perf_counter()
             connection.send(frame)
             deadline = time.monotonic() + (first_s or self._timeout_s)
             while True:
                 reply = connection.next_frame(deadline, cancel)
                 if reply.type is FrameType.DONE:
                     done = True
+                    if self.on_done is not None and reply.payload:
+                        self.on_done(time.perf_counter() - sent, float(reply.json().get("relay_ms", 0.0)) / 1000)
                     return
                 if reply.type is not FrameType.PING:  # PING from the relay: still working (a long prefill)
                     yield reply

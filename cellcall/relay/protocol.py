@@ -25,7 +25,7 @@ class FrameType(IntEnum):
     UTTERANCE = 0x01  # [rate:4][lang_len:1][lang][s16le PCM] -> STT_TEXT, DONE
     STT_TEXT = 0x02  # JSON {"text", "audio_s", "compute_s"}
     AUDIO_CHUNK = 0x03  # [rate:4][s16le PCM], one or more per sentence
-    DONE = 0x04  # the request is over (also the answer to RESET)
+    DONE = 0x04  # the request is over (also the answer to RESET); JSON {"relay_ms"} or empty
     RESET = 0x05  # the caller barged in: stop the running request
     HELLO = 0x06  # JSON; client: {"version", "token", "call_id"}; relay: {"version", "models", "tts_rate", "stt_rate"}
     ERROR = 0x07  # JSON {"code", "message"}; after a protocol error the relay closes the connection

@@ -17,6 +17,7 @@ import queue
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,7 +242,7 @@ class _Connection:
 
     def _work(self) -> None:
         while (frame := self._requests.get()) is not None:
-            cancel = threading.Event()
+            cancel, started = threading.Event(), time.perf_counter()
             with self._write:
                 self._cancel, self._active = cancel, True
             try:
@@ -254,7 +255,7 @@ class _Connection:
                 continue
             except OSError:
                 return
-            self._finish(cancel, encode(FrameType.DONE))
+            self._finish(cancel, encode_json(FrameType.DONE, {"relay_ms": round((time.perf_counter() - started) * 1000, 3)}))
 
     def _finish(self, cancel: threading.Event, last: bytes) -> None:
         with self._write:
