@@ -80,7 +80,8 @@ class VoiceSettings:
 
 @dataclass
 class SttSettings:
-    backend: str = "faster-whisper"
+    backend: str = "faster-whisper"  # faster-whisper | wyoming (a Wyoming ASR server at `wyoming`)
+    wyoming: str = ""  # tcp://HOST:PORT of wyoming-faster-whisper, for backend wyoming
     model: str = "base"  # base | tiny.en | path to a CTranslate2 model folder
     threads: int = 2
     beam_size: int = 1
@@ -89,7 +90,8 @@ class SttSettings:
 
 @dataclass
 class TtsSettings:
-    backend: str = "piper"
+    backend: str = "piper"  # piper | wyoming (a Wyoming TTS server at `wyoming`)
+    wyoming: str = ""  # tcp://HOST:PORT of wyoming-piper, for backend wyoming
     voice: str = "joe"  # joe | path to a piper .onnx voice
     length_scale: float = 1.0
 

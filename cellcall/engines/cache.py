@@ -65,12 +65,25 @@ class Engines:
         cache = settings.cache_dir()
         stt, tts, llm = settings.stt, settings.tts, settings.llm
         for section, backend, supported in (("stt", stt.backend, "faster-whisper"), ("tts", tts.backend, "piper")):
-            if backend != supported:
-                raise EngineError(f"unknown {section}.backend {backend!r}: use {supported}")
-        self._stt: _Lazy[Transcriber] = _Lazy(
-            "stt", lambda: WhisperTranscriber(stt.model, stt.threads, stt.beam_size, WHISPER_RATE, cache, stt.window_s)
-        )
-        self._tts: _Lazy[Synthesizer] = _Lazy("tts", lambda: PiperSynthesizer(tts.voice, 8000, tts.length_scale))
+            if backend not in (supported, "wyoming"):
+                raise EngineError(f"unknown {section}.backend {backend!r}: use {supported} or wyoming")
+
+        def build_stt() -> Transcriber:
+            if stt.backend == "wyoming":  # a wyoming-faster-whisper server at stt.wyoming
+                from cellcall.engines.wyoming import WyomingTranscriber
+
+                return WyomingTranscriber(stt.wyoming, WHISPER_RATE)
+            return WhisperTranscriber(stt.model, stt.threads, stt.beam_size, WHISPER_RATE, cache, stt.window_s)
+
+        def build_tts() -> Synthesizer:
+            if tts.backend == "wyoming":  # a wyoming-piper server at tts.wyoming
+                from cellcall.engines.wyoming import WyomingSynthesizer
+
+                return WyomingSynthesizer(tts.wyoming, 8000)
+            return PiperSynthesizer(tts.voice, 8000, tts.length_scale)
+
+        self._stt: _Lazy[Transcriber] = _Lazy("stt", build_stt)
+        self._tts: _Lazy[Synthesizer] = _Lazy("tts", build_tts)
         self._llm: _Lazy[ChatModel] = _Lazy("llm", lambda: make_chat_model(llm, cache))
         self.relay: RelayEngineSet | None = None  # engines.relay set: the loop's engines go there first
         if settings.engines.relay:
