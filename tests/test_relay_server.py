@@ -7,8 +7,10 @@ Real sockets and threads on 127.0.0.1; the engines are tests/relay_support.py's 
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from relay_support import TOKEN, CountingStt, TickingLlm, ToneTts, relay_settings, running_relay
@@ -204,3 +206,28 @@ def test_doctor_reports_the_relay_its_models_and_a_round_trip_and_a_refused_toke
         settings.relay.token = "another-long-token-000000000000"
         lines, ok = check_relay(settings)
         assert not ok and "unauthorized" in lines[0] and "another-long" not in "\n".join(lines)
+
+
+def test_tls_relay_serves_a_client_that_trusts_its_certificate_only(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    with running_relay(relay_settings(tls_cert=str(cert), tls_key=str(key))) as (_server, url):
+        tls_url = url.replace("tcp://", "tls://")
+        pool = RelayPool(tls_url, TOKEN, ca=str(cert))
+        assert "".join(RelayChatModel(pool).stream_chat(HI)) == "t0 t1 t2 t3 t4 "
+        with pytest.raises(RelayError, match="unreachable"):
+            RelayPool(tls_url, TOKEN, 1.0).connect()  # the system's CAs do not know this certificate
+        with pytest.raises(RelayError):
+            RelayPool(url, TOKEN, 1.0).connect()  # plain TCP to a TLS relay
+
+
+def test_tls_needs_both_files() -> None:
+    settings = relay_settings(tls_cert="/nonexistent/cert.pem")
+    with pytest.raises(RelayServeError, match="both --cert and --key"):
+        RelayServer(settings, RelayEngines(CountingStt(), ToneTts(), TickingLlm()))
