@@ -1,4 +1,4 @@
-"""`cellcall bench calls`: whole calls on the emulator, with the real models, in real time.
+"""`cellcall bench calls`: whole calls on the emulator (or, `--line sip`, over SIP on loopback), real models, real time.
 
 Voice-to-voice and barge-in stop are the emulator's own figures (its sample clock: end of far-end
 speech -> first agent audio played to the network), so they include everything the caller waits
@@ -22,7 +22,7 @@ from cellcall.bench.report import write_section
 from cellcall.call import place_call
 from cellcall.config import Settings
 from cellcall.emulator.farend import FarEndMetrics
-from cellcall.emulator.line import emulated_line
+from cellcall.emulator.line import far_end_line
 from cellcall.emulator.scenario import load_scenario
 from cellcall.engines.cache import shared_engines
 from cellcall.goal import load_goal
@@ -62,12 +62,13 @@ class ScenarioRun:
     wall_s: float = 0.0
 
 
-def run_scenario(goal_path: Path, settings: Settings, scenario: str) -> ScenarioRun:
-    """One call of `scenario` through the real driver on the emulator; the far end's figures and ours."""
+def run_scenario(goal_path: Path, settings: Settings, scenario: str, line_kind: str = "emulator") -> ScenarioRun:
+    """One call of `scenario` through the real driver on the emulator (or over SIP on loopback, `line_kind`
+    "sip"); the far end's figures and ours."""
     goal = load_goal(goal_path, settings.policy.default_country)
     engines = shared_engines(settings)
     started = time.monotonic()
-    with emulated_line(settings, scenario, engines) as (line, emulator):
+    with far_end_line(line_kind)(settings, scenario, engines) as (line, emulator):
         result = place_call(goal, settings, line, engines=engines, stop=threading.Event())
         emulator.done.wait(2.0)
     metrics = emulator.metrics
@@ -94,9 +95,11 @@ def run_bench(
     goal_path: Path = DEFAULT_GOAL,
     doc: Path = Path("docs/benchmarks.md"),
     load: int = 0,
+    line_kind: str = "emulator",
 ) -> str:
     """Run the calls, print-ready markdown back; also written to docs/benchmarks.md (section "calls", or
-    "calls-load-N" with N spinning processes beside them)."""
+    "calls-load-N" with N spinning processes beside them; "calls-sip" over SIP)."""
+    far_end_line(line_kind)  # a wrong --line fails now, before the models load
     for name in scenarios:
         load_scenario(name)  # a misspelt scenario fails now, not after minutes of calls
     engines = shared_engines(settings)
@@ -109,13 +112,15 @@ def run_bench(
         settings = copy.deepcopy(settings)
         settings.paths.outbox = outbox  # bench calls never land in the user's outbox or dial ledger
         for _ in range(repeat):
-            runs.extend(run_scenario(goal_path, settings, name) for name in scenarios)
+            runs.extend(run_scenario(goal_path, settings, name, line_kind) for name in scenarios)
         after = load_text()
     usage1, wall = resource.getrusage(resource.RUSAGE_SELF), time.monotonic() - wall0
     cpu = (usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime) / wall
     busy = f"{load} spinning processes beside the calls; " if load else ""
-    markdown = render(runs, cpu, usage1.ru_maxrss / 1024.0, settings) + f"\n\n{busy}{before} at the start, {after} at the end."
-    write_section(doc, f"calls-load-{load}" if load else "calls", markdown)
+    markdown = render(runs, cpu, usage1.ru_maxrss / 1024.0, settings, line_kind)
+    markdown += f"\n\n{busy}{before} at the start, {after} at the end."
+    section = f"calls-load-{load}" if load else "calls"
+    write_section(doc, section if line_kind == "emulator" else f"{section}-{line_kind}", markdown)
     return markdown
 
 
@@ -123,7 +128,13 @@ def _fmt(stats: SpanStats | None, key: str = "p50") -> str:
     return "-" if stats is None else f"{getattr(stats, key):.0f}"
 
 
-def render(runs: list[ScenarioRun], cpu_cores: float, peak_mb: float, settings: Settings) -> str:
+ROUTES = {
+    "emulator": "on the emulated SIM7600 through the real driver",
+    "sip": "over SIP on loopback (SipLine -> the far end's baresip user agent, PCMU RTP)",
+}
+
+
+def render(runs: list[ScenarioRun], cpu_cores: float, peak_mb: float, settings: Settings, line_kind: str = "emulator") -> str:
     """The markdown report: per-scenario rows, overall figures against the targets, agent spans."""
     v2v = span_stats(v for run in runs for v in run.voice_to_voice)
     stops = span_stats(v for run in runs for v in run.barge_in_stop)
@@ -134,7 +145,7 @@ def render(runs: list[ScenarioRun], cpu_cores: float, peak_mb: float, settings: 
     first_audio = span_stats(lat.first_audio_ms for run in runs for lat in run.latencies)
     voice = settings.voice
     lines = [
-        f"Real-time calls on the emulated SIM7600 through the real driver; embedded models "
+        f"Real-time calls {ROUTES[line_kind]}; embedded models "
         f"(STT {settings.stt.model} x{settings.stt.threads} threads, LLM {settings.llm.model} x{settings.llm.threads}, "
         f"TTS {settings.tts.voice}); "
         f"endpoint {voice.endpoint_silence_ms} ms, speculative start {voice.speculative_silence_ms} ms, "

@@ -232,12 +232,13 @@ def eval_command(
     scenario: str = typer.Option(..., "--scenario", help="Persona: built-in name or .toml path (docs/personas.md)."),
     runs: int = typer.Option(1, "--runs", min=1, help="Calls to make against the persona."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable results."),
+    line: str = typer.Option("emulator", "--line", help="emulator | sip (the persona's far end over SIP on loopback)."),
 ) -> None:
     """Dry-run GOAL against an emulated far end that listens: success, report truth, prompt leaks, repeats, latency."""
     from cellcall.cli.evaluate import EXIT_BAD_INPUT, eval_goal
     from cellcall.cli.run import end_process
 
-    code = eval_goal(goal, scenario, runs, as_json, settings())
+    code = eval_goal(goal, scenario, runs, as_json, settings(), line)
     if code == EXIT_BAD_INPUT:
         raise typer.Exit(code)  # nothing was started: a normal exit
     end_process(code)  # llama.cpp's server thread can abort a normal interpreter shutdown
@@ -422,15 +423,18 @@ def bench_calls(
     scenarios: str = typer.Option("dentist,barge-in,echo", "--scenarios", help="Comma-separated emulator scenarios."),
     repeat: int = typer.Option(1, "--repeat", min=1, help="Calls per scenario."),
     load: int = typer.Option(0, "--load", min=0, help="Spinning processes beside the calls (a busy box, on purpose)."),
+    line: str = typer.Option("emulator", "--line", help="emulator | sip (the scenarios' far end over SIP on loopback)."),
 ) -> None:
     """Real-time calls on the emulator with the real models: latency, barge-in, echo, underruns, CPU, memory."""
     from cellcall.bench.calls import run_bench
     from cellcall.cli.run import end_process
     from cellcall.emulator.scenario import ScenarioError
+    from cellcall.line import LineError
 
     try:
-        markdown = run_bench(settings(), [s.strip() for s in scenarios.split(",") if s.strip()], repeat, load=load)
-    except ScenarioError as exc:
+        names = [s.strip() for s in scenarios.split(",") if s.strip()]
+        markdown = run_bench(settings(), names, repeat, load=load, line_kind=line)
+    except (ScenarioError, LineError) as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         raise typer.Exit(2) from None
     typer.echo(markdown)

@@ -22,10 +22,10 @@ from cellcall.line import LineError
 EXIT_ALL_SUCCEEDED, EXIT_SOME_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def eval_goal(goal: Path, persona: str, runs: int, as_json: bool, settings: Settings) -> int:
+def eval_goal(goal: Path, persona: str, runs: int, as_json: bool, settings: Settings, line_kind: str = "emulator") -> int:
     """Run and print; returns the exit code."""
     try:
-        prepare(goal, persona, settings)  # bad files fail here, before any model loads
+        prepare(goal, persona, settings, line_kind)  # bad files or --line fail here, before any model loads
     except EvalError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         return EXIT_BAD_INPUT
@@ -37,7 +37,7 @@ def eval_goal(goal: Path, persona: str, runs: int, as_json: bool, settings: Sett
 
     with stop_on_signals() as stop:
         try:
-            result = run_eval(goal, persona, settings, runs, on_run=progress, stop=stop)
+            result = run_eval(goal, persona, settings, runs, on_run=progress, stop=stop, line_kind=line_kind)
         except (EvalError, LineError) as exc:
             typer.secho(f"error: {exc}", fg="red", err=True)
             return EXIT_BAD_INPUT

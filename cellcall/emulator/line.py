@@ -8,14 +8,14 @@ handed back for inbound calls and the far end's own metrics.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from cellcall.config import Settings
 from cellcall.emulator.farend import RENDER_RATE, FarEnd, FarEndFactory, Render
 from cellcall.emulator.modem import Faults, ModemEmulator
 from cellcall.emulator.scenario import Scenario, ScenarioError, load_scenario
-from cellcall.line import LineError
+from cellcall.line import Line, LineError
 from cellcall.line.sim7600 import Sim7600Line, modem_options
 
 if TYPE_CHECKING:
@@ -69,3 +69,20 @@ def emulated_line(
     finally:
         line.close()
         emulator.stop()
+
+
+FAR_END_LINES = ("emulator", "sip")  # what `bench calls --line` and `eval --line` accept
+
+
+def far_end_line(kind: str) -> Callable[..., contextlib.AbstractContextManager[tuple[Line, Any]]]:
+    """How calls reach a scenario's far end: the emulated modem, or SIP on loopback (emulator/sip.py).
+
+    Both take (settings, scenario, engines, farend=...) and yield (line, far end's host) whose
+    `metrics` and `done` are the emulator's; baresip loads only for "sip"."""
+    if kind == "emulator":
+        return emulated_line
+    if kind == "sip":
+        from cellcall.emulator.sip import sip_loopback_line
+
+        return sip_loopback_line
+    raise LineError(f"--line must be one of {', '.join(FAR_END_LINES)} for far-end scenarios, got {kind!r}")

@@ -14,14 +14,25 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cellcall.emulator.farend import FarEnd
-from cellcall.emulator.ptyport import PtyPort
 
 log = logging.getLogger(__name__)
 
 TICK_S = (0.006, 0.014)  # audio thread wake-ups, jittered so chunk sizes are irregular like USB transfers
 UPLINK_BUFFER_MS = 40  # the modem's own uplink buffer; beyond it the host's writes back up in the port
+
+
+class AudioPort(Protocol):
+    """The host side of the route: the audio pty (PtyPort), or a SIP call's relay (sip.RelayPort)."""
+
+    @property
+    def present(self) -> bool: ...
+
+    def read(self, limit: int) -> bytes: ...
+
+    def write(self, data: bytes) -> int: ...
 
 
 @dataclass
@@ -38,7 +49,7 @@ class AudioPump:
     up: bytearray = field(default_factory=bytearray)
     down: bytearray = field(default_factory=bytearray)
 
-    def run(self, now: float, port: PtyPort) -> None:
+    def run(self, now: float, port: AudioPort) -> None:
         due = int((now - self.t0) * self.rate)
         need = due - self.played
         if need > 0:
@@ -69,7 +80,7 @@ class AudioPump:
 
 
 def run_audio_clock(
-    port: PtyPort, stop: threading.Event, current: Callable[[], AudioPump | None], drop: Callable[[], None]
+    port: AudioPort, stop: threading.Event, current: Callable[[], AudioPump | None], drop: Callable[[], None]
 ) -> None:
     """The emulator's audio thread: run the `current` pump every tick until `stop`; `drop` it when it fails."""
     rng = random.Random(7)

@@ -1,4 +1,4 @@
-"""Run a goal against a persona on the emulated line, N times, with the real models, and score each call.
+"""Run a goal against a persona on the emulated line (or over SIP on loopback), N times, with the real models, and score each call.
 
 Each run is a whole real-time call through the real driver: the persona's far end listens on the
 uplink with the loaded Whisper and speaks with the loaded Piper, so models load once. Every run gets
@@ -20,7 +20,7 @@ from pathlib import Path
 from cellcall.agent.agent import Agent
 from cellcall.call import CallResult, answer_call, call_settings, place_call
 from cellcall.config import Settings
-from cellcall.emulator.line import emulated_line
+from cellcall.emulator.line import far_end_line
 from cellcall.emulator.listening import ListeningFarEnd, listening_far_end
 from cellcall.emulator.modem import ModemEmulator
 from cellcall.emulator.scenario import Noise, Scenario
@@ -51,13 +51,16 @@ class EvalResult:
         return bool(self.runs) and all(run.success for run in self.runs)
 
 
-def prepare(goal_path: Path, persona_ref: str, settings: Settings) -> tuple[Goal, Persona]:
-    """Load and check the goal and the persona before any model loads or anything dials."""
+def prepare(goal_path: Path, persona_ref: str, settings: Settings, line_kind: str = "emulator") -> tuple[Goal, Persona]:
+    """Load and check the goal, the persona and the line before any model loads or anything dials."""
     try:
         goal = load_goal(goal_path, settings.policy.default_country)
         persona = load_persona(persona_ref)
-    except (GoalError, PersonaError) as exc:
+        far_end_line(line_kind)
+    except (GoalError, PersonaError, LineError) as exc:
         raise EvalError(str(exc)) from None
+    if line_kind == "sip" and persona.direction == "inbound":
+        raise EvalError(f"persona {persona.name!r} rings the agent: inbound personas run on the emulator only, not --line sip")
     if goal.direction != persona.direction:
         raise EvalError(
             f"persona {persona.name!r} is for {persona.direction} calls but goal {goal.name!r} is {goal.direction}: "
@@ -95,10 +98,12 @@ def run_eval(
     on_run: Callable[[int, RunScore], None] | None = None,
     stop: threading.Event | None = None,
     root: Path | None = None,
+    line_kind: str = "emulator",
 ) -> EvalResult:
-    """`runs` calls of the goal against the persona, their outboxes in a new folder (under `root`, else
-    the system's temporary folder); raises EvalError on bad input, before any call."""
-    goal, persona = prepare(goal_path, persona_ref, settings)
+    """`runs` calls of the goal against the persona (on the emulator, or over SIP on loopback), their
+    outboxes in a new folder (under `root`, else the system's temporary folder); raises EvalError on
+    bad input, before any call."""
+    goal, persona = prepare(goal_path, persona_ref, settings, line_kind)
     engines = shared_engines(call_settings(goal, settings))
     engines.preload()
     engines.stt(), engines.tts(), engines.llm()  # every run starts warm, as calls in `watch` do
@@ -109,14 +114,21 @@ def run_eval(
             break
         run_settings = copy.deepcopy(settings)
         run_settings.paths.outbox = str(folder / f"run-{index + 1:02d}")
-        score = run_once(goal, persona, run_settings, engines, stop)
+        score = run_once(goal, persona, run_settings, engines, stop, line_kind)
         result.runs.append(score)
         if on_run is not None:
             on_run(index, score)
     return result
 
 
-def run_once(goal: Goal, persona: Persona, settings: Settings, engines: Engines, stop: threading.Event | None = None) -> RunScore:
+def run_once(
+    goal: Goal,
+    persona: Persona,
+    settings: Settings,
+    engines: Engines,
+    stop: threading.Event | None = None,
+    line_kind: str = "emulator",
+) -> RunScore:
     """One call against a fresh copy of the persona's script, scored from its call.json."""
     script = PersonaScript(persona)
     stt = engines.stt()
@@ -127,7 +139,7 @@ def run_once(goal: Goal, persona: Persona, settings: Settings, engines: Engines,
         return stt.transcribe(resample(pcm, rate, stt.sample_rate), goal.language).text
 
     factory, built = listening_far_end(lambda: script, transcribe, persona.texts(), persona.speaks_first, persona.answer_pause_s)
-    with emulated_line(settings, persona_scenario(persona), engines, farend=factory) as (line, emulator):
+    with far_end_line(line_kind)(settings, persona_scenario(persona), engines, farend=factory) as (line, emulator):
         if persona.direction == "inbound":
             result = _answer(goal, persona, settings, line, emulator, engines, stop)
         else:
