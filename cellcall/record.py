@@ -79,6 +79,7 @@ class TurnLatency:
     first_audio_ms: float | None = None  # end of speech -> first agent audio frame written to the line
     voice_to_voice_ms: float | None = None  # as measured by the far end (emulator), when known
     barge_in_stop_ms: float | None = None
+    served_by: str | None = None  # with engines.relay: "relay", "local" or e.g. "stt=relay llm=local tts=local"
 
     SPANS = (
         "endpoint_ms",

@@ -231,3 +231,10 @@ def test_tls_needs_both_files() -> None:
     settings = relay_settings(tls_cert="/nonexistent/cert.pem")
     with pytest.raises(RelayServeError, match="both --cert and --key"):
         RelayServer(settings, RelayEngines(CountingStt(), ToneTts(), TickingLlm()))
+
+
+def test_served_label_is_one_word_when_all_agree() -> None:
+    from cellcall.relay.engines import served_label
+
+    assert served_label({"stt": "relay", "llm": "relay", "tts": "relay"}) == "relay"
+    assert served_label({"stt": "relay", "llm": "local", "tts": ""}) == "stt=relay llm=local tts=-"

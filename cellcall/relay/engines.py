@@ -62,3 +62,11 @@ def relay_engine_set(
         FailoverChatModel(RelayChatModel(pool), local_llm, state, fallback),
         warm_local=fallback == "warm",
     )
+
+
+def served_label(served: dict[str, str]) -> str:
+    """One word when every engine agrees ("relay" / "local"), else each engine's, for the reports."""
+    kinds = {kind for kind in served.values() if kind}
+    if len(kinds) == 1 and all(served.values()):
+        return kinds.pop()
+    return " ".join(f"{engine}={kind or '-'}" for engine, kind in served.items())
