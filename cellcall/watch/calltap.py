@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cellcall import observe
 from cellcall.line import Line, LineEvent, LineEventKind
 from cellcall.record import CallStatus, Turn, TurnLatency
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from cellcall.watch.runner import Runner
 
 
-class CallObserver:
+class CallObserver(observe.CallObserver):
     """Follows one call for the log and, for a claimed goal, the state file (outbox folder first)."""
 
     def __init__(self, runner: Runner, claim: Claim | None, label: str) -> None:

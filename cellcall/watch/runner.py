@@ -29,7 +29,7 @@ from cellcall.config import Settings
 from cellcall.goal import Goal, parse_goal
 from cellcall.goal import load_goal as _load_goal_file
 from cellcall.line import Line, LineError
-from cellcall.openclaw.notify import notify_call_finished, start_periodic_delivery
+from cellcall.openclaw.notify import PushToOpenClaw, notify_call_finished, start_periodic_delivery
 from cellcall.outbox import read_record
 from cellcall.policy import DialLedger
 from cellcall.record import CallStatus
@@ -322,15 +322,17 @@ def default_call_fns(settings: Settings) -> tuple[PlaceFn, AnswerFn, Engines]:
     """place_call / answer_call with one set of engines for every call (loading starts now, kept warm)."""
     from cellcall.call import answer_call, place_call
     from cellcall.engines.cache import shared_engines
+    from cellcall.observe import Fanout
 
     engines = shared_engines(settings)
     engines.preload()  # background threads: the runner starts watching at once
+    push = PushToOpenClaw(settings)
 
     def place(goal: Goal, line: Line, observer: Any, stop: threading.Event) -> CallResult:
-        return place_call(goal, settings, line, engines=engines, stop=stop, observer=observer)
+        return place_call(goal, settings, line, engines=engines, stop=stop, observer=Fanout(observer, push))
 
     def answer(goal: Goal, line: Line, caller: str | None, observer: Any, stop: threading.Event) -> CallResult:
-        return answer_call(goal, settings, line, caller, engines=engines, stop=stop, observer=observer)
+        return answer_call(goal, settings, line, caller, engines=engines, stop=stop, observer=Fanout(observer, push))
 
     return place, answer, engines
 
