@@ -28,12 +28,13 @@ import yaml
 
 from cellcall.call import refuse_call
 from cellcall.config import Settings
+from cellcall.files import atomic_write_json
 from cellcall.goal import Goal, GoalError, parse_goal
 from cellcall.names import safe_name
 from cellcall.openclaw.notify import PushToOpenClaw
 from cellcall.policy import DialLedger, PolicyRefusal, check_dial
 from cellcall.serve.auth import token_id
-from cellcall.watch.inbox import STATE_DIR, atomic_write_json, read_json, utcnow
+from cellcall.watch.inbox import STATE_DIR, read_json, utcnow
 from cellcall.watch.schedule import expiry
 
 API_CALL_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}-[0-9a-f]{12}$")
