@@ -238,3 +238,26 @@ def test_served_label_is_one_word_when_all_agree() -> None:
 
     assert served_label({"stt": "relay", "llm": "relay", "tts": "relay"}) == "relay"
     assert served_label({"stt": "relay", "llm": "local", "tts": ""}) == "stt=relay llm=local tts=-"
+
+
+class SchemaLlm(TickingLlm):
+    """A model that can hold its reply to a schema, like the embedded llama.cpp one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.schemas: list[dict] = []
+
+    def stream_json(self, messages, schema, cancel, max_tokens):
+        self.schemas.append(schema)
+        yield '{"summary": "ok"}'
+
+
+def test_the_summary_keeps_its_json_schema_through_the_relay() -> None:
+    from cellcall.engines.summary import SCHEMA, StructuredChatModel
+
+    llm_engine = SchemaLlm()
+    with running_relay(relay_settings(), RelayEngines(CountingStt(), ToneTts(), llm_engine)) as (_server, url):
+        llm = FailoverChatModel(RelayChatModel(RelayPool(url, TOKEN)), TickingLlm, RelayState(), "warm")
+        assert isinstance(llm, StructuredChatModel)
+        assert "".join(llm.stream_json(HI, SCHEMA, None, 200)) == '{"summary": "ok"}' and llm.last_served == "relay"
+        assert llm_engine.schemas == [SCHEMA]

@@ -262,6 +262,15 @@ class RelayChatModel:
             if frame.type is FrameType.TOKEN:
                 yield frame.payload.decode("utf-8", errors="replace")
 
+    def stream_json(
+        self, messages: list[ChatMessage], schema: dict[str, Any], cancel: threading.Event | None, max_tokens: int
+    ) -> Iterator[str]:
+        """Like `stream_chat` at temperature 0, held to `schema` where the relay's model can (llama.cpp)."""
+        request = {"messages": [vars(m) for m in messages], "max_tokens": max_tokens, "temperature": 0.0, "schema": schema}
+        for frame in self._pool.request(encode_json(FrameType.CHAT, request), cancel or threading.Event()):
+            if frame.type is FrameType.TOKEN:
+                yield frame.payload.decode("utf-8", errors="replace")
+
     def warm(self, messages: list[ChatMessage]) -> None:
         request = {"messages": [vars(m) for m in messages], "warm": True}
         for _ in self._pool.request(encode_json(FrameType.CHAT, request)):

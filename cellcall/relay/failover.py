@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from cellcall.engines import ChatMessage, ChatModel, EngineError, Synthesizer, Transcriber, Transcript
 from cellcall.relay.client import RelayError, RelaySynthesizer, RelayTranscriber
@@ -117,20 +117,37 @@ class FailoverChatModel(_Failover[ChatModel]):
         max_tokens: int = 160,
         temperature: float = 0.4,
     ) -> Iterator[str]:
+        return self._stream(lambda llm: llm.stream_chat(messages, cancel, max_tokens, temperature))
+
+    def stream_json(
+        self, messages: list[ChatMessage], schema: dict[str, Any], cancel: threading.Event | None, max_tokens: int
+    ) -> Iterator[str]:
+        """The summary's schema-held reply (summary.StructuredChatModel); a local model without a
+        grammar answers at temperature 0 and the summary's parser checks it, as without a relay."""
+
+        def ask(llm: ChatModel) -> Iterator[str]:
+            structured = getattr(llm, "stream_json", None)
+            if structured is not None:
+                return cast(Iterator[str], structured(messages, schema, cancel, max_tokens))
+            return llm.stream_chat(messages, cancel, max_tokens, 0.0)
+
+        return self._stream(ask)
+
+    def _stream(self, ask: Callable[[ChatModel], Iterator[str]]) -> Iterator[str]:
         if not self._use_relay():
             self.last_served = "local"
-            yield from self._local_engine().stream_chat(messages, cancel, max_tokens, temperature)
+            yield from ask(self._local_engine())
             return
         started = False
         try:
-            for token in self._relay.stream_chat(messages, cancel, max_tokens, temperature):
+            for token in ask(self._relay):
                 started, self.last_served = True, "relay"
                 yield token
             self.last_served = "relay"
         except RelayError as exc:
             local = self._local(exc)
             if not started:
-                yield from local.stream_chat(messages, cancel, max_tokens, temperature)
+                yield from ask(local)
 
     def warm(self, messages: list[ChatMessage]) -> None:
         """Warm the relay's prompt cache; a failure there warms the local model instead (unless lazy)."""

@@ -29,7 +29,7 @@ class FrameType(IntEnum):
     RESET = 0x05  # the caller barged in: stop the running request
     HELLO = 0x06  # JSON; client: {"version", "token", "call_id"}; relay: {"version", "models", "tts_rate", "stt_rate"}
     ERROR = 0x07  # JSON {"code", "message"}; after a protocol error the relay closes the connection
-    CHAT = 0x08  # JSON {"messages", "max_tokens", "temperature", "warm"} -> TOKEN..., DONE
+    CHAT = 0x08  # JSON {"messages", "max_tokens", "temperature", "warm", "schema"} -> TOKEN..., DONE
     TOKEN = 0x09  # UTF-8 text of one generated token
     SPEAK = 0x0A  # JSON {"text"} -> AUDIO_CHUNK..., DONE (text-only TTS: openings, replies)
     PING = 0x0B  # empty -> DONE (round trip for `cellcall doctor` and the bench)

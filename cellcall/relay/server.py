@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 from cellcall.config import Settings
 from cellcall.engines import ChatMessage, ChatModel, EngineError, Synthesizer, Transcriber
@@ -236,7 +237,10 @@ class _Connection:
             if len(pcm) / 2 / rate > limit:
                 raise ProtocolError("too-long", f"utterance of {len(pcm) / 2 / rate:.1f} s exceeds {limit:g} s")
         elif frame.type is FrameType.CHAT:
-            _messages(frame.json())
+            data = frame.json()
+            _messages(data)
+            if not isinstance(data.get("schema", {}), dict):
+                raise ProtocolError("bad-request", "CHAT schema must be a JSON object")
         elif frame.type is FrameType.SPEAK and not isinstance(frame.json().get("text"), str):
             raise ProtocolError("bad-request", "SPEAK needs a text string")
 
@@ -289,7 +293,12 @@ class _Connection:
                 return
             max_tokens = min(int(data.get("max_tokens", 160)), MAX_CHAT_TOKENS)
             temperature = float(data.get("temperature", 0.4))
-            for token in engines.llm.stream_chat(messages, cancel, max_tokens, temperature):
+            structured = getattr(engines.llm, "stream_json", None)  # the summary: a grammar from the schema
+            if data.get("schema") and structured is not None:
+                tokens = cast(Iterator[str], structured(messages, data["schema"], cancel, max_tokens))
+            else:
+                tokens = engines.llm.stream_chat(messages, cancel, max_tokens, temperature)
+            for token in tokens:
                 yield encode(FrameType.TOKEN, token.encode("utf-8"))
 
 
