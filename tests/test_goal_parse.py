@@ -159,3 +159,9 @@ def test_empty_frontmatter_reports_required_keys() -> None:
 def test_emergency_number_parses_so_policy_can_refuse_it() -> None:
     """911 is not a valid subscriber number, but the goal must load so the refusal names it."""
     assert parse_goal('---\nnumber: "911"\nobjective: x\n---\n', "x").number == "+1911"
+
+
+def test_a_control_character_yaml_refuses_is_a_goal_error_not_a_crash() -> None:
+    """Found by the serve API's fuzz: yaml's reader raised before the goal reader could report it."""
+    with pytest.raises(GoalError, match="unacceptable character"):
+        parse_goal('---\nnumber: "+14155550132"\nobjective: Book \u0081 a table\n---\n', "x")

@@ -106,9 +106,9 @@ class _Reader:
         self.default_country = default_country
         self.problems: list[GoalProblem] = []
         self.unreadable: set[str] = set()  # keys whose value failed to construct (already reported)
-        self.loader = yaml.SafeLoader(fm)
         self.root: yaml.Node | None = None
         try:
+            self.loader = yaml.SafeLoader(fm)  # its reader refuses control characters here, not later
             self.root = self.loader.get_single_node()
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
