@@ -13,7 +13,7 @@ from cellcall.line.sim7600 import Sim7600Line
 from cellcall.queue import fleet
 from cellcall.queue.connection import QueueClient
 from cellcall.queue.worker import QueueDialler
-from cellcall.watch.runner import RunnerOptions
+from cellcall.watch.runner import PlaceFn, RunnerOptions
 
 BUSY = Scenario(name="quick-busy", outcome="busy", answer_delay_s=0.1)
 ANSWERED = Scenario(name="answers", outcome="answer", answer_delay_s=0.1)
@@ -31,13 +31,16 @@ def worker_settings(root: Path, queue: QueueSettings) -> Settings:
 class Worker:
     """One appliance: its own emulated modem, goals folder, outbox, runner thread and queue client."""
 
-    def __init__(self, root: Path, queue: QueueSettings, scenario: Scenario = BUSY, hold_s: float = 0.2) -> None:
+    def __init__(
+        self, root: Path, queue: QueueSettings, scenario: Scenario = BUSY, hold_s: float = 0.2, place: PlaceFn | None = None
+    ) -> None:
         root.mkdir(parents=True, exist_ok=True)
         (root / "goals").mkdir(exist_ok=True)
         self.root = root
         self.settings = worker_settings(root, queue)
         self.emulator = ModemEmulator(scenario=scenario)
         self.seam = LineOnlyCalls(root / "outbox", hold_s=hold_s)
+        self.place: PlaceFn = place or self.seam  # the real place_call for the end-to-end test
         self.client: QueueClient | None = None
         self.thread: RunnerThread | None = None
 
@@ -50,7 +53,7 @@ class Worker:
             self.settings,
             self.root / "goals",
             lambda: Sim7600Line(emu.at_port, emu.audio_port),
-            self.seam,
+            self.place,
             options=RunnerOptions(rescan_s=0.5, stable_s=0.05),
             dialler=lambda runner, wake: QueueDialler(runner, wake, client),
         )

@@ -318,6 +318,21 @@ def bench_relay(runs: int = typer.Option(5, "--runs", min=1, help="Turns per fig
     typer.echo(run_bench(settings(), runs))
 
 
+@bench_app.command("fleet")
+def bench_fleet(
+    runs: int = typer.Option(10, "--runs", min=1, help="Pushes and drops timed one at a time (medians are printed)."),
+    goals: int = typer.Option(30, "--goals", min=3, help="Goals pushed at once for the goals-per-minute figure."),
+) -> None:
+    """Push -> ATD through the NATS queue vs the local goals folder; goals per minute on three emulated lines."""
+    from cellcall.bench.fleet import BenchError, run_bench
+
+    try:
+        typer.echo(run_bench(settings(), runs, goals))
+    except BenchError as exc:
+        typer.secho(f"error: {exc}", fg="red", err=True)
+        raise typer.Exit(2) from None
+
+
 from cellcall.cli.queue import queue_app  # noqa: E402 - beside the other sub-apps
 
 app.add_typer(queue_app, name="queue")
