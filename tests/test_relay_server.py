@@ -261,3 +261,40 @@ def test_the_summary_keeps_its_json_schema_through_the_relay() -> None:
         assert isinstance(llm, StructuredChatModel)
         assert "".join(llm.stream_json(HI, SCHEMA, None, 200)) == '{"summary": "ok"}' and llm.last_served == "relay"
         assert llm_engine.schemas == [SCHEMA]
+
+
+def test_engines_with_a_relay_use_it_and_load_nothing_local_when_lazy() -> None:
+    from cellcall.config import load_settings
+    from cellcall.engines.cache import Engines
+
+    with running_relay(relay_settings()) as (_server, url):
+        env = {"CELLCALL_ENGINES_RELAY": url, "CELLCALL_ENGINES_RELAY_FALLBACK": "lazy", "CELLCALL_RELAY_TOKEN": TOKEN}
+        settings = load_settings(env=env)
+        assert settings.engines.relay == url and settings.source_of("relay.token") == "env:CELLCALL_RELAY_TOKEN"
+        engines = Engines(settings)
+        engines.preload()
+        assert engines.stt().transcribe(b"\x00\x00" * 4).text == "4 samples -"
+        assert "".join(engines.llm().stream_chat(HI)) == "t0 t1 t2 t3 t4 "
+        assert b"".join(engines.tts().synthesize("Hi.")) and engines.served_by() == dict.fromkeys(("stt", "llm", "tts"), "relay")
+        time.sleep(0.2)  # the preload thread has run
+        assert all(getattr(engines, name)._future is None for name in ("_stt", "_tts", "_llm"))
+        assert TOKEN not in repr(settings.effective())
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("relay_fallback", "sometimes", "relay_fallback"),
+        ("relay", "gpu.lan:8770", "must look like"),
+        ("relay_timeout_s", 0.1, "at least"),
+    ],
+)
+def test_bad_relay_settings_are_engine_errors(key: str, value: object, message: str) -> None:
+    from cellcall.config import Settings
+    from cellcall.engines.cache import Engines
+
+    settings = Settings()
+    settings.engines.relay = "tcp://127.0.0.1:8770"
+    setattr(settings.engines, key, value)
+    with pytest.raises(EngineError, match=message):
+        Engines(settings)
