@@ -12,6 +12,7 @@ import statistics
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
+from typing import Any
 
 from cellcall.record import TurnLatency
 
@@ -50,7 +51,7 @@ class TurnTrace:
     def latency(self) -> TurnLatency:
         """The spans in ms from the end of caller speech; unreached marks stay None."""
         with self._lock:
-            spans = {
+            spans: dict[str, Any] = {
                 field: round((self.marks[mark] - self.speech_end) * 1000.0, 1)
                 for mark, field in MARKS.items()
                 if mark in self.marks

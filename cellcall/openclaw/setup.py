@@ -44,7 +44,9 @@ def skill_text(remote: str | None = None) -> str:
         return (resources.files("cellcall.skill") / "SKILL.md").read_text(encoding="utf-8")
     url = urlsplit(remote)
     if url.scheme not in ("http", "https") or not url.hostname or url.username or url.password or url.query or url.fragment:
-        raise OpenClawSetupError(f"--remote {remote!r} must be the API's base URL, like https://phone.local:8765 (no credentials)")
+        raise OpenClawSetupError(
+            f"--remote {remote!r} must be the API's base URL, like https://phone.local:8765 (no credentials)"
+        )
     return (resources.files("cellcall.skill") / "remote.md").read_text(encoding="utf-8").replace("{cellcall_url}", remote)
 
 

@@ -74,7 +74,7 @@ class EventLog:
         now = self._clock()
         clean = {k: (REDACTED if is_secret(k) else v) for k, v in fields.items() if v is not None}
         if self._json:
-            payload = {"time": now.isoformat(timespec="milliseconds"), "event": event}
+            payload: dict[str, object] = {"time": now.isoformat(timespec="milliseconds"), "event": event}
             payload.update({k: v if isinstance(v, (int, float, bool)) else _as_text(v) for k, v in clean.items()})
             line = json.dumps(payload, ensure_ascii=True)  # ASCII: no U+2028 that splitlines() would break on
         else:
