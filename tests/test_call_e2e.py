@@ -17,6 +17,7 @@ from speech import wer
 from cellcall.bench.calls import false_barge_ins
 from cellcall.call import CallResult, answer_call, exit_code, place_call
 from cellcall.config import Settings
+from cellcall.emulator.farend import FarEndMetrics
 from cellcall.emulator.line import emulated_line
 from cellcall.emulator.modem import Faults, ModemEmulator
 from cellcall.engines.cache import Engines, shared_engines
@@ -75,6 +76,12 @@ def with_hangup(goal: Goal, **rules: float) -> Goal:
     return dataclasses.replace(goal, hangup=dataclasses.replace(goal.hangup, **rules))
 
 
+def agent_said(engines: Engines, metrics: FarEndMetrics, index: int) -> str:
+    """What the engines' STT hears in one agent utterance; the STT takes 16 kHz, the uplink is the line's rate."""
+    stt = engines.stt()
+    return stt.transcribe(resample(metrics.agent_utterances[index].pcm, metrics.sample_rate, stt.sample_rate)).text
+
+
 def caller_text(result: CallResult) -> str:
     return " ".join(t.text for t in result.record.turns if t.speaker is Speaker.CALLER)
 
@@ -105,8 +112,7 @@ def test_answered_dialogue_with_echo_writes_every_report_hears_the_far_end_and_n
         print(f"WER {error:.2f}: {text}")
         assert error <= 0.35, text
     assert metrics.heard_agent_utterances >= 3
-    stt = engines.stt()  # built for 16 kHz: the uplink is converted once, as the voice loop does
-    opening = stt.transcribe(resample(metrics.agent_utterances[0].pcm, metrics.sample_rate, stt.sample_rate)).text
+    opening = agent_said(engines, metrics, 0)
     assert wer("Hi, this is Alex calling for Sam Taylor about an appointment.", opening) <= 0.35
     assert metrics.voice_to_voice_ms and all(v > 0 for v in metrics.voice_to_voice_ms)
     assert len(record.latency) >= 2 and any(lat.first_audio_ms for lat in record.latency)
@@ -170,7 +176,7 @@ def test_agent_hangs_up_after_its_goodbye_has_played(call_settings: Settings, en
 def test_voicemail_gets_the_goal_message_then_a_hang_up(call_settings: Settings, engines: Engines) -> None:
     result, emulator = dial(call_settings, engines, "voicemail")
     assert result.record.hangup_reason == "voicemail: message left"
-    said = engines.stt().transcribe(emulator.metrics.agent_utterances[-1].pcm).text
+    said = agent_said(engines, emulator.metrics, -1)
     assert wer("Please call Sam back at 555 0100.", said) <= 0.5, said
 
 
@@ -209,6 +215,6 @@ def test_inbound_call_is_answered_with_the_agent_speaking_first(call_settings: S
     assert record.direction is Direction.INBOUND and record.number == "+14155550199"
     assert record.status is CallStatus.COMPLETED
     assert metrics.utterances and metrics.turns and metrics.utterances[0].start < metrics.turns[0].started_at
-    greeting = engines.stt().transcribe(metrics.agent_utterances[0].pcm).text
+    greeting = agent_said(engines, metrics, 0)
     assert wer(goal.opening, greeting) <= 0.35, greeting
     assert wer(metrics.turns[0].text, caller_text(result)) <= 0.35
