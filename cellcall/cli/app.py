@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from cellcall.config import ConfigError, Settings, load_settings
+
+# the flags `run`, `watch`, `serve` and `doctor` share, declared once
+GoalsDir = Annotated[Path | None, typer.Argument(help="The goals folder (default: paths.goals).")]
+LineKind = Annotated[str | None, typer.Option("--line", help="emulator | sim7600 | sip (default: line.kind in settings).")]
+Scenario = Annotated[str | None, typer.Option("--scenario", help="Emulator far-end scenario: built-in name or .toml path.")]
+AtPort = Annotated[str | None, typer.Option("--at-port", help="Modem AT port (default: autodetect).")]
+AudioPort = Annotated[str | None, typer.Option("--audio-port", help="Modem PCM audio port (default: autodetect).")]
+JsonLog = Annotated[bool, typer.Option("--json-log", help="Log one JSON object per line (also log.json).")]
+
 
 app = typer.Typer(
     help="Markdown goal files in, phone calls out (SIM7600G-H modem, local models).",
@@ -119,12 +129,12 @@ def show(call: str = typer.Argument(..., help="Call id, outbox folder name, a un
 
 @app.command()
 def watch(
-    goals_dir: Path | None = typer.Argument(None, help="The goals folder (default: paths.goals)."),
-    line: str | None = typer.Option(None, "--line", help="emulator | sim7600 | sip (default: line.kind in settings)."),
-    scenario: str | None = typer.Option(None, "--scenario", help="Emulator far-end scenario: built-in name or .toml path."),
-    at_port: str | None = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
-    audio_port: str | None = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),
-    json_log: bool = typer.Option(False, "--json-log", help="Log one JSON object per line (also log.json)."),
+    goals_dir: GoalsDir = None,
+    line: LineKind = None,
+    scenario: Scenario = None,
+    at_port: AtPort = None,
+    audio_port: AudioPort = None,
+    json_log: JsonLog = False,
 ) -> None:
     """Turn GOALS_DIR into a phone: dial dropped goals, answer inbound calls; stop with SIGTERM or Ctrl-C."""
     from cellcall.watch.runner import WatchError
@@ -140,15 +150,15 @@ def watch(
 
 @app.command()
 def serve(
-    goals_dir: Path | None = typer.Argument(None, help="The goals folder (default: paths.goals)."),
+    goals_dir: GoalsDir = None,
     listen: str | None = typer.Option(None, "--listen", help="HOST:PORT for the API (default: api.listen, 127.0.0.1:8765)."),
     cert: Path | None = typer.Option(None, "--cert", help="TLS certificate (PEM); with --key, serve HTTPS."),
     key: Path | None = typer.Option(None, "--key", help="TLS private key (PEM)."),
-    line: str | None = typer.Option(None, "--line", help="emulator | sim7600 | sip (default: line.kind in settings)."),
-    scenario: str | None = typer.Option(None, "--scenario", help="Emulator far-end scenario: built-in name or .toml path."),
-    at_port: str | None = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
-    audio_port: str | None = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),
-    json_log: bool = typer.Option(False, "--json-log", help="Log one JSON object per line (also log.json)."),
+    line: LineKind = None,
+    scenario: Scenario = None,
+    at_port: AtPort = None,
+    audio_port: AudioPort = None,
+    json_log: JsonLog = False,
 ) -> None:
     """`watch` plus an HTTP API and a live page: place, follow and hang up calls from another host."""
     from cellcall.serve.auth import ServeError
@@ -166,7 +176,7 @@ def serve(
 
 @app.command()
 def status(
-    goals_dir: Path | None = typer.Argument(None, help="The goals folder (default: paths.goals)."),
+    goals_dir: GoalsDir = None,
     as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
 ) -> None:
     """The watch queue (queued, waiting with due times, running), the line and the last calls."""
@@ -213,9 +223,9 @@ def sim(
 
 @app.command()
 def doctor(
-    line: str | None = typer.Option(None, "--line", help="emulator | sim7600 | sip (default: line.kind in settings)."),
-    at_port: str | None = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
-    audio_port: str | None = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),
+    line: LineKind = None,
+    at_port: AtPort = None,
+    audio_port: AudioPort = None,
     engines: bool = typer.Option(True, "--engines/--no-engines", help="Also load and smoke-test STT, TTS and LLM."),
 ) -> None:
     """Modem ports, SIM, registration, signal and operator, then the speech and language engines."""
@@ -392,10 +402,10 @@ def openclaw_flush(
 @app.command()
 def run(
     goal: Path = typer.Argument(..., help="The goal file (markdown) describing the call."),
-    line: str | None = typer.Option(None, "--line", help="emulator | sim7600 | sip (default: line.kind in settings)."),
-    scenario: str | None = typer.Option(None, "--scenario", help="Emulator far-end scenario: built-in name or .toml path."),
-    at_port: str | None = typer.Option(None, "--at-port", help="Modem AT port (default: autodetect)."),
-    audio_port: str | None = typer.Option(None, "--audio-port", help="Modem PCM audio port (default: autodetect)."),
+    line: LineKind = None,
+    scenario: Scenario = None,
+    at_port: AtPort = None,
+    audio_port: AudioPort = None,
     as_json: bool = typer.Option(False, "--json", help="Print the final call record as JSON instead of the live view."),
 ) -> None:
     """Place the call described by GOAL: live view while it runs, then the report's path."""
