@@ -298,3 +298,13 @@ def test_bad_relay_settings_are_engine_errors(key: str, value: object, message: 
     setattr(settings.engines, key, value)
     with pytest.raises(EngineError, match=message):
         Engines(settings)
+
+
+def test_a_connection_the_relay_closed_while_idle_is_not_lent_again() -> None:
+    with running_relay(relay_settings(idle_timeout_s=0.3)) as (_server, url):
+        pool = RelayPool(url, TOKEN)
+        stt = FailoverTranscriber(RelayTranscriber(pool), CountingStt, RelayState(), "warm")
+        stt.transcribe(b"\x00\x00")
+        time.sleep(0.8)  # the relay closes the idle connection
+        stt.transcribe(b"\x00\x00")
+        assert stt.last_served == "relay"  # a fresh connection, not a failover

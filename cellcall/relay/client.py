@@ -98,6 +98,7 @@ class RelayConnection:
                 self._frames.put(frame)
         except (OSError, ProtocolError, ValueError) as exc:
             self._frames.put(exc)
+        self.broken = True  # e.g. the relay closed an idle connection: the pool must not lend it again
         self._frames.put(_CLOSED)
 
     def send(self, data: bytes) -> None:

@@ -171,6 +171,8 @@ class _Connection:
             self._requests.put(None)
             if worker.is_alive():
                 worker.join(5.0)
+            self.drop()  # shutdown first: close() alone leaves the socket open while its reader file exists
+            self.reader.close()
             self.sock.close()
 
     def drop(self) -> None:
