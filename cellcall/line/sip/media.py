@@ -65,6 +65,8 @@ class MediaPump:
         self.send_times: deque[float] = deque(maxlen=HISTORY)
         self.rx_bytes = 0
         self._last_rx = time.monotonic()
+        self._lead: deque[bool] = deque([False] * LEAD_FRAMES, maxlen=LEAD_FRAMES)  # media thread only
+        self._lead_voiced = 0  # agent frames among the last LEAD_FRAMES handed to the stack (read by any thread)
         self._thread = threading.Thread(target=self._run, name="sip-media", daemon=True)
 
     def start(self) -> MediaPump:
@@ -80,7 +82,9 @@ class MediaPump:
 
     @property
     def pending_ms(self) -> float:
-        return LEAD_FRAMES * FRAME_MS
+        """Agent audio still in the stack's buffer: the lead frames that carried speech, not silence fill
+        (a constant here made the loop think the agent was always talking, so caller speech was a barge-in)."""
+        return self._lead_voiced * FRAME_MS
 
     def send_intervals_ms(self) -> list[float]:
         times = list(self.send_times)
@@ -118,6 +122,8 @@ class MediaPump:
             if self._flush.is_set():
                 self._flush.clear()
                 self._stream.flush_tx()
+                self._lead.extend([False] * LEAD_FRAMES)
+                self._lead_voiced = 0
             due = int((now - start) / TICK_S) + LEAD_FRAMES
             while sent < due:  # one frame per elapsed tick; more only after a late wake-up
                 self._send_one()
@@ -128,5 +134,7 @@ class MediaPump:
         taken = self._txq.take(self._size)
         self._stream.write(taken.data)
         self.send_times.append(time.monotonic())
+        self._lead.append(bool(taken.data.strip(b"\0")))
+        self._lead_voiced = sum(self._lead)
         if taken.tags or taken.went_idle:
             self._on_tx(taken.tags, taken.went_idle)
