@@ -100,12 +100,11 @@ class Engines:
         threading.Thread(target=self._start_all, name="load-engines", daemon=True).start()
 
     def _start_all(self) -> None:
+        if self.relay is None or self.relay.warm_local:  # relay_fallback lazy / none: only if the relay fails
+            for lazy in (self._stt, self._tts, self._llm):
+                lazy.start()
         if self.relay is not None:
             self.relay.connect()  # HELLO while it rings; a relay that is down is found out now
-            if not self.relay.warm_local:
-                return  # relay_fallback lazy / none: the local models load only if the relay fails
-        for lazy in (self._stt, self._tts, self._llm):
-            lazy.start()
 
     def stt(self) -> Transcriber:
         return self.relay.stt if self.relay is not None else self._stt.get()
