@@ -54,6 +54,10 @@ def test_push_validates_first_then_status_and_drain_lose_nothing(server: NatsSer
     assert code == 0 and "drained 2" in out
     assert sorted(p.read_text() for p in (tmp_path / "drained").iterdir()) == sorted(p.read_text() for p in good)
     assert json.loads(_cli(config, "queue", "status", "--json")[1])["queued"] == 0
+    goals = tmp_path / "goals"
+    goals.mkdir()
+    code, out = _cli(config, "status", str(goals), "--json")
+    assert code == 0 and json.loads(out)["fleet"]["queued"] == 0 and json.loads(out)["fleet"]["url"] == server.url
 
 
 def test_wrong_token_is_one_clear_line_for_every_command(

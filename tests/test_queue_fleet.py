@@ -7,6 +7,7 @@ no models), so exactly-once dialling is counted on the modems' own AT logs.
 from __future__ import annotations
 
 import os
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -183,3 +184,28 @@ def test_the_server_down_for_ten_seconds_loses_and_doubles_nothing(server: NatsS
     assert set(dialled) == {f"outage{i}" for i in range(8)} and max(dialled.values()) == 1
     assert atds == len(messages)
     assert set(claims.values()) == {"done"} and queued == 0
+
+
+def test_fleet_limits_hold_across_lines_and_a_refusal_on_one_line_is_final_for_all(server: NatsServer, tmp_path: Path) -> None:
+    limited = {"claim_ttl_s": 3.0, "fleet_max_calls_per_hour": 3}
+    goals = [GoalMessage(f"limit{i}.md", _goal(200 + i), "any") for i in range(5)]
+    emergency = GoalMessage("emergency.md", goal_text(number="+1911").encode(), "any")
+    premium = GoalMessage("premium.md", goal_text(number="+19005550100").encode(), "any")
+    with (
+        Worker(tmp_path / "a", server.settings("line-a", **limited)) as a,
+        Worker(tmp_path / "b", server.settings("line-b", **limited)) as b,
+    ):
+        pusher = QueueClient(server.settings("pusher"))
+        try:
+            fleet.push(pusher, [emergency, premium, *goals])
+            wait_for(lambda: len(report_rows(pusher)) >= 5, 30, "three calls and two refusals reported")
+            time.sleep(2.0)  # a fourth call would show now
+            rows = report_rows(pusher)
+            status = fleet.status(pusher)
+        finally:
+            pusher.close()
+        atds = atd_count(a.emulator.at_log) + atd_count(b.emulator.at_log)
+    by_source = {str(r["source"]): r for r in rows}
+    assert by_source["emergency.md"]["status"] == "refused" and by_source["premium.md"]["status"] == "refused"
+    assert atds == 3, "the fleet's three calls an hour, across both lines"
+    assert status["queued"] == 2 and status["claims"] == {"done": 3, "refused": 2}

@@ -4,7 +4,8 @@ and the goals per minute three emulated lines sustain from one queue.
 A real nats-server (from PATH, JetStream, loopback, a temp store and token) is started for the run
 and stopped by its PID. Calls are the real place_call (models warm) meeting a busy line, so each
 goal costs one real ATD and the next one finds the line free. Figures are medians over the runs,
-printed with the load average: other work on the machine makes them grow.
+printed with the load average (other work on the machine makes them grow) and written to the
+`fleet` section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import threading
 import time
 from pathlib import Path
 
+from cellcall.bench.report import write_section
 from cellcall.bench.watch import BUSY, GOALS, measure
 from cellcall.config import QueueSettings, Settings
 from cellcall.emulator.modem import ModemEmulator
@@ -159,7 +161,7 @@ def run_bench(settings: Settings, runs: int = 10, goals: int = 30) -> str:
             if line.thread.is_alive():
                 line.close()
         server.stop()
-    return "\n".join(
+    markdown = "\n".join(
         [
             f"Fleet bench (real nats-server on loopback, real place_call meeting a busy emulated line, models warm), "
             f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at the start, {os.cpu_count()} cores:",
@@ -170,3 +172,5 @@ def run_bench(settings: Settings, runs: int = 10, goals: int = 30) -> str:
             f"- goals per minute, three emulated lines, {goals} goals pushed at once: {rate:.0f}",
         ]
     )
+    write_section(Path("docs/benchmarks.md"), "fleet", markdown)
+    return markdown

@@ -171,7 +171,7 @@ class QueueDialler:
             if refusal.kind in HOLD_KINDS:
                 self._give_back(msg, held, 60.0)
                 return
-            self._place_refused(msg, message, held, goal, refusal.reason)
+            self._refused(msg, message, held, goal, refusal)
             return
         fleet_wait = self._client.run(ledger.reserve(self._kv(LEDGER_BUCKET), self._limits))
         if fleet_wait > 0:
@@ -250,13 +250,15 @@ class QueueDialler:
             self._step("publish report", lambda: self._publish(payload, f"{message.key}:{phase}"))
         self._ack(msg)
 
-    def _place_refused(self, msg: Msg, message: GoalMessage, held: Held, goal: Goal, reason: str) -> None:
+    def _refused(self, msg: Msg, message: GoalMessage, held: Held, goal: Goal, refusal: PolicyRefusal) -> None:
         """Refused by this line's policy: refused for the whole fleet (the claim says so), with its report."""
+        from cellcall.call import refuse_call  # the call machinery loads only in a worker, not for `queue push`
+
         runner = self._runner
-        self._client.run(claims.move(self._kv(CLAIMS_BUCKET), held, phase="refused", status="refused", note=reason))
-        runner.log.emit("policy-refused", goal=goal.name, number=goal.number, reason=reason)
-        outcome = runner.observed(lambda line, obs, stop: runner.place(goal, line, obs, stop), None, goal.name, None)
-        self._finish(msg, message, held, outcome.status.value, outcome.folder, reason, phase="refused")
+        self._client.run(claims.move(self._kv(CLAIMS_BUCKET), held, phase="refused", status="refused", note=refusal.reason))
+        runner.log.emit("policy-refused", goal=goal.name, number=goal.number, reason=refusal.reason)
+        result = refuse_call(goal, runner.settings, refusal)  # writes the reports; never touches the line
+        self._finish(msg, message, held, result.record.status.value, result.folder, refusal.reason, phase="refused")
 
     def _finish(
         self, msg: Msg, message: GoalMessage, held: Held, status: str, folder: Path | None, note: str | None, phase: str = "done"
