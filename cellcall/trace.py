@@ -88,6 +88,6 @@ def span_stats(values: Iterable[float | None]) -> SpanStats | None:
 def summarize(latencies: Iterable[TurnLatency]) -> dict[str, SpanStats]:
     """Stats per TurnLatency span (and barge-in stop), leaving out spans never measured."""
     rows = list(latencies)
-    names = [f.name for f in fields(TurnLatency) if f.name != "turn"]
+    names = [f.name for f in fields(TurnLatency) if f.name not in ("turn", "served_by")]  # the numeric ones
     stats = {name: span_stats(getattr(row, name) for row in rows) for name in names}
     return {name: value for name, value in stats.items() if value is not None}

@@ -308,3 +308,20 @@ def test_a_connection_the_relay_closed_while_idle_is_not_lent_again() -> None:
         time.sleep(0.8)  # the relay closes the idle connection
         stt.transcribe(b"\x00\x00")
         assert stt.last_served == "relay"  # a fresh connection, not a failover
+
+
+def test_latency_report_says_which_engines_served_each_reply() -> None:
+    from datetime import UTC, datetime
+
+    from cellcall.outbox import render_latency
+    from cellcall.record import CallRecord, CallStatus, Direction, TurnLatency
+
+    record = CallRecord("abc", "dentist", None, Direction.OUTBOUND, CallStatus.COMPLETED, datetime.now(UTC))
+    record.latency = [
+        TurnLatency(1, first_audio_ms=900, served_by="relay"),
+        TurnLatency(2, first_audio_ms=1500, served_by="local"),
+    ]
+    text = render_latency(record)
+    assert "Engines that served each reply (engines.relay): 1 relay; 2 local." in text
+    record.latency = [TurnLatency(1, first_audio_ms=900)]
+    assert "Engines that served" not in render_latency(record)
