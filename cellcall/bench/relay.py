@@ -1,11 +1,12 @@
 """`cellcall bench relay`: what the relay costs and saves, on loopback, with the real models.
 
 One process loads the engines and runs them both directly and behind a RelayServer on 127.0.0.1,
-so both paths use the very same models: the difference per turn is the protocol's overhead
-(framing, sockets, threads, the client's polling). "Utterance in to first audio out" is a turn as
-the voice loop runs it: STT, the LLM's first sentence, the TTS's first chunk. The appliance's
-memory is a child process with every engine on the relay (relay_fallback = "lazy", so it loads no
-model), after one turn. Figures are medians; the load average is printed because the CPU is shared.
+so both paths use the very same models. The protocol's overhead (framing, sockets, threads, the
+client's polling) is what the appliance waited beyond the relay's own engine time, which each DONE
+carries. "Utterance in to first audio out" is a turn as the voice loop runs it: STT, the LLM's
+first sentence, the TTS's first chunk. The appliance's memory is a child process placing a whole
+emulated call with every engine on the relay (relay_fallback = "lazy", so it loads no model).
+Figures are medians; the load average is printed because the CPU is shared.
 No GPU here: GPU figures are not measured (see README "GPU relay").
 """
 
@@ -32,19 +33,23 @@ from cellcall.voice.audio import resample
 TOKEN = "bench-relay-token-" + "0" * 16  # loopback only, never a real secret
 MAX_TOKENS = 24
 _APPLIANCE = """
-import json, sys
+import json, sys, tempfile
+from pathlib import Path
+from cellcall.call import place_call
 from cellcall.config import Settings
-from cellcall.engines import ChatMessage
+from cellcall.emulator.line import emulated_line
 from cellcall.engines.cache import Engines
+from cellcall.goal import load_goal
 settings = Settings()
 settings.engines.relay, settings.engines.relay_fallback, settings.relay.token = sys.argv[1], "lazy", sys.argv[2]
+settings.paths.outbox = tempfile.mkdtemp(prefix="bench-relay-")
 engines = Engines(settings)
-heard = engines.stt().transcribe(bytes(32000)).text
-reply = "".join(engines.llm().stream_chat([ChatMessage("user", "Say OK.")], max_tokens=8))
-audio = b"".join(engines.tts().synthesize(reply or "OK."))
+with emulated_line(settings, "dentist", engines) as (line, emulator):  # the far end speaks via the relay too
+    result = place_call(load_goal(Path(sys.argv[3])), settings, line, engines=engines)
 status = dict(line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line)
 peak_mb = int(status["VmHWM"].split()[0]) / 1024  # this process's own peak (ru_maxrss counts the forking parent)
-print(json.dumps({"rss_mb": peak_mb, "served": engines.served_by()}))
+local = [name for name in ("_stt", "_tts", "_llm") if getattr(engines, name)._future is not None]
+print(json.dumps({"rss_mb": peak_mb, "served": engines.served_by(), "status": result.record.status.value, "local": local}))
 """
 
 
@@ -75,7 +80,9 @@ def _median_ms(values: list[float]) -> float:
 
 
 def _appliance_rss(url: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", _APPLIANCE, url, TOKEN], capture_output=True, text=True, timeout=300)
+    goal = Path(__file__).resolve().parents[2] / "goals" / "examples" / "dentist.md"
+    command = [sys.executable, "-c", _APPLIANCE, url, TOKEN, str(goal)]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=600)
     if out.returncode:
         raise RuntimeError(f"appliance process failed: {out.stderr.strip()[-400:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -125,6 +132,8 @@ def measure(settings: Settings, runs: int) -> dict[str, object]:
         "relay_first_ms": _median_ms(figures["relay"]),
         "appliance_rss_mb": appliance["rss_mb"],
         "appliance_served": appliance["served"],
+        "appliance_status": appliance["status"],
+        "appliance_local": appliance["local"],
         "models": engines.models(),
     }
 
@@ -144,10 +153,13 @@ def render(result: dict[str, object], runs: int, load: str) -> str:
             f"{result['overhead_ms']:.2f} ms | <= 5 ms |",
             f"| utterance in -> first audio out, local engines | {result['local_first_ms']:.0f} ms | |",
             f"| utterance in -> first audio out, through the relay | {result['relay_first_ms']:.0f} ms | |",
-            f"| appliance RSS, every engine on the relay (lazy fallback) | {result['appliance_rss_mb']:.0f} MB | <= 400 MB |",
+            f"| appliance RSS, a whole emulated call with every engine on the relay (lazy) | "
+            f"{result['appliance_rss_mb']:.0f} MB | <= 400 MB |",
             "",
-            f"The appliance child process served its turn by {result['appliance_served']}; its RSS is its own "
-            "peak (VmHWM). The overhead is measured per request: the time the appliance waited minus the time the "
+            f"The appliance is a child process placing the dentist call on the emulator (status "
+            f"{result['appliance_status']}, last turn served by {result['appliance_served']}, local models loaded: "
+            f"{result['appliance_local'] or 'none'}); its RSS is its own peak (VmHWM), emulator included. "
+            "The overhead is measured per request: the time the appliance waited minus the time the "
             "relay spent in its engines (DONE carries it), summed over a turn's three requests. Local and relay "
             "turns alternate, on the same loaded models, so neither gets the other's warm caches.",
         ]
