@@ -209,3 +209,25 @@ def test_fleet_limits_hold_across_lines_and_a_refusal_on_one_line_is_final_for_a
     assert by_source["emergency.md"]["status"] == "refused" and by_source["premium.md"]["status"] == "refused"
     assert atds == 3, "the fleet's three calls an hour, across both lines"
     assert status["queued"] == 2 and status["claims"] == {"done": 3, "refused": 2}
+
+
+def test_a_busy_goal_with_a_retry_rule_is_called_again_through_the_queue_and_no_more(server: NatsServer, tmp_path: Path) -> None:
+    retry = "retry:\n  attempts: 2\n  backoff_s: 1\n  on: [busy]\n"
+    message = GoalMessage("retry-me.md", _goal(300, retry), "any")
+    with (
+        Worker(tmp_path / "a", server.settings("line-a", claim_ttl_s=3.0)) as a,
+        Worker(tmp_path / "b", server.settings("line-b", claim_ttl_s=3.0)) as b,
+    ):
+        pusher = QueueClient(server.settings("pusher"))
+        try:
+            fleet.push(pusher, [message])
+            wait_for(lambda: len(report_rows(pusher)) >= 3, 40, "the first call and two retries reported")
+            time.sleep(2.5)  # a fourth call would show now
+            rows = report_rows(pusher)
+            claims = _claims(pusher)
+            queued = fleet.status(pusher)["queued"]
+        finally:
+            pusher.close()
+        calls = [*a.seam.calls, *b.seam.calls]
+    assert calls == ["retry-me"] * 3 and [r["status"] for r in rows] == ["busy"] * 3
+    assert claims == {message.key: "done"} and queued == 0

@@ -2,7 +2,8 @@
 
 The work-queue stream delivers at least once (a late ack redelivers), so the claim, not the
 delivery, decides who dials: `create` succeeds for one worker only. A claim moves
-claimed -> dialled (written before ATD) -> done; or to refused, invalid or interrupted. Every
+claimed -> dialled (written before ATD) -> done; or to refused, invalid or interrupted; or, when
+the goal's `retry:` rule says so, to retry (with a due time), from which a later delivery claims it again. Every
 move is a compare-and-set on the entry's revision, so a worker that lost its claim (it stalled
 and another took over) finds out before it dials. A claim's `beat` is refreshed while its worker
 lives; one older than `queue.claim_ttl_s` belongs to a dead worker: an undialled one is taken
@@ -44,6 +45,8 @@ class ClaimState:
     status: str | None = None
     note: str | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    attempt: int = 0  # retries done (the goal's `retry:` rule)
+    due: float | None = None  # phase "retry": not before this (epoch seconds)
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.__dict__, sort_keys=True).encode()
@@ -55,7 +58,7 @@ class ClaimState:
         return cls(**{"phase": "?", "worker": "?", "line": "?", "source": "?", **known})
 
     def stale(self, ttl_s: float, now: float | None = None) -> bool:
-        return self.phase not in FINAL and (now or time.time()) - self.beat > ttl_s
+        return self.phase not in (*FINAL, "retry") and (now or time.time()) - self.beat > ttl_s
 
 
 @dataclass

@@ -37,7 +37,7 @@ from cellcall.queue.claims import ClaimLost, ClaimState, Held
 from cellcall.queue.connection import CLAIMS_BUCKET, LEDGER_BUCKET, WORKERS_BUCKET, QueueClient, QueueError, line_name
 from cellcall.queue.messages import GoalMessage, goal_from_message, report_payload, report_subject, route_of, route_token
 from cellcall.record import CallStatus
-from cellcall.watch.schedule import Hold, expiry, goal_hold, policy_hold
+from cellcall.watch.schedule import Hold, expiry, goal_hold, policy_hold, retry_due
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
@@ -185,7 +185,13 @@ class QueueDialler:
         runner.log.emit("dialling", goal=goal.name, number=goal.number, key=held.key, line=self.line)
         outcome = runner.observed(lambda line, obs, stop: runner.place(goal, line, obs, stop), None, goal.name, None)
         self.calls += 1
-        self._finish(msg, message, held, outcome.status.value, outcome.folder, outcome.error)
+        due = retry_due(goal, outcome.status, held.state.attempt, datetime.now(UTC))
+        if due is None:
+            self._finish(msg, message, held, outcome.status.value, outcome.folder, outcome.error)
+            return
+        held.state.due = due.timestamp()
+        self._finish(msg, message, held, outcome.status.value, outcome.folder, outcome.error, phase="retry", again=True)
+        runner.log.emit("retry-scheduled", goal=goal.name, status=outcome.status.value, due=due, retry=held.state.attempt + 1)
 
     def _parse(self, message: GoalMessage) -> tuple[Goal | None, list[str]]:
         try:
@@ -218,6 +224,15 @@ class QueueDialler:
             self._nak(msg, 0.5)
             return None
         revision, other = found
+        if other.phase == "retry":  # the goal's retry rule queued it again: due now, or later
+            if (other.due or 0) > time.time():
+                self._nak(msg, (other.due or 0) - time.time())
+                return None
+            state.attempt, state.history = other.attempt, other.history
+            held = self._client.run(claims.take_over(kv, message.key, revision, state))
+            if held is not None:
+                self._hold_claim(held, msg)
+            return held
         if not other.stale(self._ttl_s):
             if other.phase in claims.FINAL:
                 runner.log.emit("queue-duplicate", goal=message.source, key=message.key, first=other.status)
@@ -261,18 +276,35 @@ class QueueDialler:
         self._finish(msg, message, held, result.record.status.value, result.folder, refusal.reason, phase="refused")
 
     def _finish(
-        self, msg: Msg, message: GoalMessage, held: Held, status: str, folder: Path | None, note: str | None, phase: str = "done"
+        self,
+        msg: Msg,
+        message: GoalMessage,
+        held: Held,
+        status: str,
+        folder: Path | None,
+        note: str | None,
+        phase: str = "done",
+        again: bool = False,
     ) -> None:
+        """Publish the report, settle the claim, queue the goal again for a retry, ack: in that order, each
+        retried until it went through, so a crash between two steps never loses the goal or dials it twice."""
         payload = report_payload(message, self.worker, self.line, status, folder, note)
         kv = self._kv(CLAIMS_BUCKET)
-        self._step("publish report", lambda: self._publish(payload, f"{held.key}:{phase}"))
+        msg_id = f"{held.key}:{held.state.attempt}:{phase}"
+        self._step("publish report", lambda: self._publish(payload, msg_id))
         self._step("settle claim", lambda: self._client.run(self._settle_held(kv, held, phase, status, note)))
+        if again:
+            self._step("queue the retry", lambda: self._client.run(push_goal(self._client, message)))
         self._step("ack", lambda: self._client.run(msg.ack()))
         self._runner.log.emit("queue-reported", goal=message.source, key=held.key, status=status)
 
     async def _settle_held(self, kv: Any, held: Held, phase: str, status: str, note: str | None) -> None:
+        entry = {"status": status, "worker": self.worker, "line": self.line, "at": time.time()}
+        attempt = held.state.attempt + (phase == "retry")
         try:
-            await claims.move(kv, held, phase=phase, status=status, note=note)
+            await claims.move(
+                kv, held, phase=phase, status=status, note=note, attempt=attempt, history=[*held.state.history, entry]
+            )
         except ClaimLost:
             pass  # settled by another worker meanwhile (it found this one silent too long)
         self._held.pop(held.key, None)
