@@ -36,7 +36,7 @@ from cellcall.relay.protocol import (
     encode_pcm,
     read_frame,
 )
-from cellcall.serve.auth import ServeError, parse_listen
+from cellcall.serve.auth import ListenAddress, ServeError, parse_listen
 
 log = logging.getLogger("cellcall.relay")
 REQUESTS = (FrameType.UTTERANCE, FrameType.CHAT, FrameType.SPEAK, FrameType.PING)
@@ -304,19 +304,29 @@ class _Connection:
                 yield encode(FrameType.TOKEN, token.encode("utf-8"))
 
 
+def check_listen(settings: Settings) -> ListenAddress:
+    """The address to listen on; RelayServeError for a bad one, or off loopback without a long token."""
+    relay = settings.relay
+    try:
+        address = parse_listen(relay.listen)
+    except ServeError as exc:
+        raise RelayServeError(str(exc)) from None
+    if not address.loopback and not relay.token:
+        raise RelayServeError(
+            f"refusing to listen on {address.host}:{address.port} without a token: set CELLCALL_RELAY_TOKEN "
+            "(or [relay] token in cellcall.toml), or listen on 127.0.0.1"
+        )
+    if relay.token and len(relay.token) < 16:
+        raise RelayServeError("the relay token is too short: use at least 16 random characters (`openssl rand -hex 32`)")
+    return address
+
+
 class RelayServer:
     """Accepts appliances on `listen` until `stop()`; every connection gets its own threads."""
 
     def __init__(self, settings: Settings, engines: RelayEngines) -> None:
         relay = settings.relay
-        address = parse_listen(relay.listen)
-        if not address.loopback and not relay.token:
-            raise RelayServeError(
-                f"refusing to listen on {address.host}:{address.port} without a token: set CELLCALL_RELAY_TOKEN "
-                "(or [relay] token in cellcall.toml), or listen on 127.0.0.1"
-            )
-        if relay.token and len(relay.token) < 16:
-            raise RelayServeError("the relay token is too short: use at least 16 random characters (`openssl rand -hex 32`)")
+        address = check_listen(settings)
         self.settings, self.engines = settings, engines
         self._tls = self._tls_context(relay.tls_cert, relay.tls_key)
         self.tls = self._tls is not None
@@ -384,6 +394,7 @@ class RelayServer:
 
 def serve_relay(settings: Settings, announce: Callable[[str], None] = print) -> None:
     """Load the engines, then serve until Ctrl-C (what `cellcall relay serve` runs)."""
+    check_listen(settings)  # before the models load: a refusal should not take seconds
     engines = load_relay_engines(settings)
     server = RelayServer(settings, engines)
     scheme = "tls" if server.tls else "tcp"
