@@ -15,6 +15,9 @@ def test_routes_name_a_line_or_a_caller_id_and_are_safe_subject_tokens() -> None
     assert route_of("+1 415 555 0100") == "line.caller-14155550100"
     assert route_of("a.b>*") == "line.a-b"  # no subject wildcards or separators from a goal's text
     assert goal_from_message("cellcall.goals.line.office-sim", b"x", {"Cellcall-Source": "../../etc/x.md"}).source == "x.md"
+    for hostile in ("..", ".", "", ".hidden.md", "[red]x[/red].md"):
+        source = goal_from_message("cellcall.goals.any", b"x", {"Cellcall-Source": hostile}).source
+        assert source and not source.startswith(".") and "/" not in source and "[" not in source
 
 
 def test_the_claim_key_is_the_name_and_the_exact_bytes() -> None:

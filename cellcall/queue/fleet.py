@@ -16,7 +16,7 @@ from nats.js.errors import NoKeysError, NotFoundError
 from cellcall.goal import GoalError, parse_goal
 from cellcall.queue.claims import ClaimState
 from cellcall.queue.connection import CLAIMS_BUCKET, GOALS_STREAM, REPORTS_STREAM, WORKERS_BUCKET, QueueClient
-from cellcall.queue.messages import MAX_GOAL_BYTES, GoalMessage, goal_from_message, route_of
+from cellcall.queue.messages import MAX_GOAL_BYTES, GoalMessage, goal_from_message, route_of, safe_source
 from cellcall.queue.worker import push_goal
 
 
@@ -38,7 +38,7 @@ def goal_message(path: Path, default_country: str) -> GoalMessage:
         raise PushError(f"{path}: not UTF-8 text") from None
     except GoalError as exc:
         raise PushError("\n".join(exc.lines())) from None
-    return GoalMessage(path.name, raw, route_of(goal.line))
+    return GoalMessage(safe_source(path.name), raw, route_of(goal.line))
 
 
 def push(client: QueueClient, messages: list[GoalMessage]) -> None:

@@ -22,6 +22,7 @@ SOURCE_HEADER = "Cellcall-Source"
 KEY_HEADER = "Cellcall-Key"
 MAX_GOAL_BYTES = 256 * 1024
 _TOKEN_UNSAFE = re.compile(r"[^a-z0-9_-]+")
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def route_token(line: str) -> str:
@@ -54,10 +55,16 @@ class GoalMessage:
         return {SOURCE_HEADER: self.source, KEY_HEADER: self.key}
 
 
+def safe_source(name: str) -> str:
+    """A goal's file name as sent (untrusted): its last part, plain characters, never hidden or empty."""
+    cleaned = _NAME_UNSAFE.sub("-", Path(name).name).lstrip(".-")[:120]
+    return cleaned or "goal.md"
+
+
 def goal_from_message(subject: str, data: bytes, headers: dict[str, str] | None) -> GoalMessage:
-    source = (headers or {}).get(SOURCE_HEADER) or "goal.md"
+    source = safe_source((headers or {}).get(SOURCE_HEADER) or "goal.md")
     route = subject.removeprefix(GOALS_SUBJECT + ".")
-    return GoalMessage(Path(source).name, data, route)
+    return GoalMessage(source, data, route)
 
 
 def report_subject(worker: str) -> str:

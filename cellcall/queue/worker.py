@@ -35,7 +35,15 @@ from cellcall.policy import PolicyRefusal, check_dial
 from cellcall.queue import claims, ledger
 from cellcall.queue.claims import ClaimLost, ClaimState, Held
 from cellcall.queue.connection import CLAIMS_BUCKET, LEDGER_BUCKET, WORKERS_BUCKET, QueueClient, QueueError, line_name
-from cellcall.queue.messages import GoalMessage, goal_from_message, report_payload, report_subject, route_of, route_token
+from cellcall.queue.messages import (
+    GoalMessage,
+    goal_from_message,
+    report_payload,
+    report_subject,
+    route_of,
+    route_token,
+    safe_source,
+)
 from cellcall.record import CallStatus
 from cellcall.watch.schedule import Hold, expiry, goal_hold, policy_hold, retry_due
 
@@ -111,7 +119,7 @@ class QueueDialler:
         """Goals dropped here go to the fleet queue; the local copy is archived as queued."""
         runner = self._runner
         for ready in runner.intake.ready():
-            message = GoalMessage(ready.path.name, ready.path.read_bytes(), route_of(ready.goal.line))
+            message = GoalMessage(safe_source(ready.path.name), ready.path.read_bytes(), route_of(ready.goal.line))
             try:
                 self._client.run(push_goal(self._client, message), timeout=5.0)
             except QUEUE_ERRORS as exc:
