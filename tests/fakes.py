@@ -229,9 +229,6 @@ class FakeStt:
         text = self.texts[key] if key is not None and abs(key - peak) < 600 else ""
         return Transcript(text, data.size / RATE, self.delay_s)
 
-    def incremental(self, language: str | None = None):  # pragma: no cover - the loop decodes whole turns
-        raise NotImplementedError
-
 
 class FakeTts:
     """60 ms of a quiet harmonic signal per word, in one chunk per sentence."""

@@ -272,3 +272,17 @@ def test_a_backchannel_over_a_cut_reply_lets_the_agent_go_on_with_what_it_had_le
     assert move.kind == "resume" and move.say == "Sam's patient number is 4471."
     dialogue.observe("Mm-hm.", move.say, move.kind)
     assert plan(brief, dialogue.snapshot(), "Okay.").kind != "resume"  # nothing left to say
+
+
+def test_a_caller_who_says_goodbye_after_leaving_the_message_hears_it_will_be_passed_on() -> None:
+    moves = converse(
+        INBOUND,
+        [
+            "Hi, this is Jordan Lee.",
+            "I'm calling because the cleaning has to be moved.",
+            "My number is 415-555-0188. Thank you. Goodbye.",
+        ],
+    )
+    assert (
+        moves[-1].kind == "close-message" and moves[-1].say == "Thank you, Jordan Lee. I'll give Sam Taylor the message. Goodbye."
+    )

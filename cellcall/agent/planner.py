@@ -255,11 +255,13 @@ def _inbound(brief: Brief, state: Snapshot, heard: Heard) -> Move:
     principal = brief.principal or "them"
     if heard.sales and not state.caller_reason:
         return Move("close-sales", f"Thank you, but {principal} isn't interested. Goodbye.", tags=HANGUP)
-    if heard.stop or (heard.goodbye and not heard.question):
-        return Move("close-goodbye", "Thank you for calling, goodbye.", tags=HANGUP)
     name = state.caller_name.text if state.caller_name else heard.their_name
     phone = state.caller_phone.text if state.caller_phone else heard.phone
     reason = state.caller_reason.text if state.caller_reason else heard.reason
+    if heard.stop or (heard.goodbye and not heard.question):
+        if name and reason:  # they are leaving with the message given: say it will reach the principal
+            return Move("close-message", f"Thank you, {name}. I'll give {principal} the message. Goodbye.", tags=HANGUP)
+        return Move("close-goodbye", "Thank you for calling, goodbye.", tags=HANGUP)
     if reason is None and heard.text and not heard.question and len(heard.text.split()) >= 4 and name and state.heard:
         reason = heard.text  # a plain statement after the introductions is the reason
     refuse = "I'm sorry, I can't say. " if heard.question and _forbidden_inbound(brief, heard) else ""

@@ -40,6 +40,7 @@ VOICEMAIL_WORDS = re.compile(
     re.I,
 )
 EARLY_COMMIT_MS = 100  # after the speculative pause, a turn whose words are finished is answered this much later
+NOISY_FLOOR_DB = -40.0  # a line whose noise floor is above this hides word ends: no early answers there
 HOLD_MS = 400  # past the endpoint, a turn whose words trail off ("my number is ...") waits this much longer
 HEARD_WAIT_S = 1.5  # at the end of a call, how long to wait for the last words' transcripts (the report must not wait)
 
@@ -218,7 +219,8 @@ class VoiceLoop:
                 self._end_turn(utterance, reply, now)
             return
         paused = self._paused_at
-        if paused is not None and (now - paused) * 1000 >= EARLY_COMMIT_MS and turn_finished(reply.user_text):
+        quiet_line = getattr(self.vad, "floor_db", NOISY_FLOOR_DB) < NOISY_FLOOR_DB
+        if paused is not None and quiet_line and (now - paused) * 1000 >= EARLY_COMMIT_MS and turn_finished(reply.user_text):
             self.endpointer.reset()
             self._early = utterance
             self._end_turn(utterance, reply, now)

@@ -1,9 +1,9 @@
 """The caller's current utterance, and the one thread that transcribes utterances, latest first.
 
-Whisper pads every input to a 30 s window, so a decode costs about the same for one word or a whole
-sentence: the number of decodes is what costs, not their length. Transcribing at each pause as the
-caller speaks (or re-decoding after every speculative start) multiplies that cost, and on two shared
-cores it queues decodes behind each other for seconds. So each turn is transcribed whole, only when
+Every decode costs a whole window (Whisper's 8 s window here, 30 s through faster-whisper's own path:
+docs/stt.md), whether it holds one word or a sentence: the number of decodes is what costs, not their
+length. Transcribing at each pause as the caller speaks (or re-decoding after every speculative start)
+multiplies that cost, and on two shared cores it queues decodes behind each other for seconds. So each turn is transcribed whole, only when
 the loop asks (at the speculative pause, then at the endpoint if the caller went on), by one worker
 that always takes the newest request: a request overtaken by a newer one is dropped unstarted.
 """
