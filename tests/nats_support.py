@@ -19,6 +19,18 @@ from cellcall.config import QueueSettings
 TOKEN = "fleet-test-token-7d1f"
 
 
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate and key for 127.0.0.1, made by openssl (the test skips without it)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"]
+        + ["-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -28,7 +40,7 @@ def free_port() -> int:
 class NatsServer:
     """One nats-server process; `url` is its nats:// address."""
 
-    def __init__(self, store: Path, token: str = TOKEN) -> None:
+    def __init__(self, store: Path, token: str = TOKEN, tls: tuple[Path, Path] | None = None) -> None:
         binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
         if not Path(binary).exists():
             raise RuntimeError("nats-server is not installed (apt-get install nats-server)")
@@ -36,13 +48,16 @@ class NatsServer:
         self.store = store
         self.token = token
         self.port = free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
+        self.tls = tls  # (certificate, key) PEM files: the server then speaks TLS only
+        self.url = f"{'tls' if tls else 'nats'}://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = store / "nats-server.log"
 
     def start(self) -> NatsServer:
         self.store.mkdir(parents=True, exist_ok=True)
         args = [self.binary, "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store), "--auth", self.token]
+        if self.tls:
+            args += ["--tls", "--tlscert", str(self.tls[0]), "--tlskey", str(self.tls[1])]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.log.open("ab"))
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

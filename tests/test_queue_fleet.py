@@ -231,3 +231,25 @@ def test_a_busy_goal_with_a_retry_rule_is_called_again_through_the_queue_and_no_
         calls = [*a.seam.calls, *b.seam.calls]
     assert calls == ["retry-me"] * 3 and [r["status"] for r in rows] == ["busy"] * 3
     assert claims == {message.key: "done"} and queued == 0
+
+
+def test_tls_with_the_servers_own_ca_connects_and_a_stranger_certificate_is_refused(tmp_path: Path) -> None:
+    import shutil
+
+    from nats_support import self_signed
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make the test certificate")
+    cert, key = self_signed(tmp_path)
+    tls_server = NatsServer(tmp_path / "jetstream", tls=(cert, key)).start()
+    try:
+        client = QueueClient(tls_server.settings("tls-line", tls_ca=str(cert)))
+        try:
+            fleet.push(client, [GoalMessage("over-tls.md", _goal(400), "any")])
+            assert fleet.status(client)["queued"] == 1
+        finally:
+            client.close()
+        with pytest.raises(QueueError, match="cannot reach"):
+            QueueClient(tls_server.settings("tls-line"))  # the system CAs do not know this certificate
+    finally:
+        tls_server.stop()
