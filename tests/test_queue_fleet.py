@@ -253,3 +253,25 @@ def test_tls_with_the_servers_own_ca_connects_and_a_stranger_certificate_is_refu
             QueueClient(tls_server.settings("tls-line"))  # the system CAs do not know this certificate
     finally:
         tls_server.stop()
+
+
+def test_an_undialled_claim_of_a_dead_worker_is_taken_over_and_dialled_once(server: NatsServer, tmp_path: Path) -> None:
+    from cellcall.queue import claims
+    from cellcall.queue.claims import ClaimState
+    from cellcall.queue.connection import CLAIMS_BUCKET
+
+    message = GoalMessage("orphan.md", _goal(500), "any")
+    pusher = QueueClient(server.settings("pusher"))
+    try:
+        dead = ClaimState("claimed", "dead-worker-1", "line-gone", message.source, beat=time.time() - 60)
+        assert pusher.run(claims.create(pusher.buckets[CLAIMS_BUCKET], message.key, dead)) is not None
+        fleet.push(pusher, [message])  # as redelivered after the dead worker's ack wait
+        with Worker(tmp_path / "a", server.settings("line-a", claim_ttl_s=3.0)) as a:
+            wait_for(lambda: len(report_rows(pusher)) == 1, 20, "the orphaned goal dialled and reported")
+            time.sleep(1.0)
+            calls = list(a.seam.calls)
+        rows = report_rows(pusher)
+        assert _claims(pusher) == {message.key: "done"}
+    finally:
+        pusher.close()
+    assert calls == ["orphan"] and rows[0]["line"] == "line-a" and rows[0]["status"] == "busy"
