@@ -148,3 +148,16 @@ def test_the_cycle_finder_sees_a_cycle_and_ignores_type_checking_and_function_im
     known = {"cellcall.line", "cellcall.line.at", "cellcall.line.framing"}
     assert imported("cellcall.line.sim7600", False, sibling, known) == {"cellcall.line.at"}
     assert imported("cellcall.line.sim7600", False, attribute, known) == {"cellcall.line.framing"}
+
+
+def test_every_package_is_in_the_wheel() -> None:
+    """pyproject.toml lists packages by hand: a package left out breaks a non-editable install."""
+    import tomllib
+
+    listed = set(tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(PACKAGE.parent).parts)
+        for init in PACKAGE.rglob("__init__.py")
+        if "__pycache__" not in init.parts
+    }
+    assert found <= listed, f"missing from [tool.setuptools] packages: {sorted(found - listed)}"

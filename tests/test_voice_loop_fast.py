@@ -238,3 +238,33 @@ def test_a_backchannel_that_cuts_the_agent_off_is_followed_by_the_rest_of_what_i
     cut = [turn for turn in result.turns if turn.barged_in]
     assert cut and "4471" not in (cut[0].spoken_text or ""), said
     assert any(line.startswith("Sam's patient number is 4471") for line in said), said  # it went on after the mm-hm
+
+
+def test_engines_behind_a_relay_say_who_served_each_reply() -> None:
+    """Failover engines (cellcall.relay) expose last_served; the loop writes it into each latency row."""
+    script = Script(
+        [Say("Bright Smile Dental.", 0.8, pause_s=0.2, wait_for_agent=False), Say("Bye.", 0.5)], hangup_when_done=True
+    )
+    line = FakeLine(script)
+    stt, tts, llm = FakeStt(line), FakeTts(), FakeLlm()
+    stt.last_served, tts.last_served, llm.last_served = "relay", "relay", "local"  # type: ignore[attr-defined]
+    opening = Opening(OPENING)
+    opening.prepared.set()
+    events = Events()
+    loop = VoiceLoop(
+        line,
+        stt,
+        tts,
+        llm,
+        VoiceSettings(post_dial_delay_s=1.0, silence_timeout_s=3.0),
+        Agent(DENTIST),
+        ModelParams(60, 0.2),
+        opening,
+        listener=events,
+    )
+    line.start()
+    try:
+        loop.run()
+    finally:
+        line.close()
+    assert events.latencies and events.latencies[0].served_by == "stt=relay llm=local tts=relay"

@@ -7,6 +7,7 @@ inference ever stalls the audio. Turns, latencies and states go to a listener as
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 import threading
@@ -22,6 +23,7 @@ from cellcall.engines import ChatModel, Synthesizer, Transcriber
 from cellcall.line import FRAME_MS, Line, LineEvent, LineEventKind
 from cellcall.observe import CallObserver
 from cellcall.record import CallStatus, Speaker, Turn, TurnLatency
+from cellcall.relay.engines import served_label
 from cellcall.trace import TurnTrace
 from cellcall.voice.audio import dbfs
 from cellcall.voice.echo import EchoGate
@@ -410,6 +412,9 @@ class VoiceLoop:
             )
         if reply.trace is not None and reply.committed:
             latency = reply.trace.latency()
+            served = {name: getattr(engine, "last_served", "") for name, engine in self._engines()}
+            if any(served.values()):  # engines behind a relay say who served this reply (cellcall.relay)
+                latency = dataclasses.replace(latency, served_by=served_label(served))
             self.latencies.append(latency)
             self.listener.on_latency(latency)
         heard = reply.user_text if reply.listen is not None and not heard_again else None
@@ -422,6 +427,9 @@ class VoiceLoop:
             self._act_on_tags(reply, now)
         if self.result is None and self.hangup_at is None:
             self._set_state(State.LISTENING)
+
+    def _engines(self) -> tuple[tuple[str, object], ...]:
+        return (("stt", self.stt), ("llm", self.llm), ("tts", self.tts))
 
     def _act_on_tags(self, reply: Reply, now: float) -> None:
         if "VOICEMAIL" in reply.tags and not self.voicemail_reached:
