@@ -11,6 +11,7 @@ from fakes import FakeLine, FakeLlm, FakeStt, FakeTts, Say, Script
 from cellcall.agent.agent import Agent
 from cellcall.agent.dialogue import normalised
 from cellcall.config import VoiceSettings
+from cellcall.engines import EngineError
 from cellcall.goal import load_goal
 from cellcall.record import CallStatus, Speaker
 from cellcall.voice.loop import LoopResult, Opening, VoiceLoop, VoicemailPlan
@@ -268,3 +269,38 @@ def test_engines_behind_a_relay_say_who_served_each_reply() -> None:
     finally:
         line.close()
     assert events.latencies and events.latencies[0].served_by == "stt=relay llm=local tts=relay"
+
+
+class BrokenTts(FakeTts):
+    """Synthesises the lines made while it rang, then fails, as a relay with relay_fallback = "none" does."""
+
+    def synthesize(self, text, cancel=None):
+        raise EngineError("relay failed and engines.relay_fallback is none: connection reset")
+
+
+def test_engines_that_fail_mid_call_get_an_apology_then_a_failed_hang_up() -> None:
+    script = Script([Say("Bright Smile Dental.", 0.8, pause_s=0.2, wait_for_agent=False), Say("What is it about?", 1.0)])
+    line = FakeLine(script)
+    opening = Opening(OPENING, audio=list(FakeTts().synthesize(OPENING)))
+    opening.apology = list(FakeTts().synthesize("sorry"))  # made while it rang, as OpeningPrep does
+    opening.prepared.set()
+    loop = VoiceLoop(
+        line,
+        FakeStt(line),
+        BrokenTts(),
+        FakeLlm(),
+        VoiceSettings(post_dial_delay_s=1.0, silence_timeout_s=5.0),
+        Agent(DENTIST),
+        ModelParams(60, 0.2),
+        opening,
+        listener=Events(),
+    )
+    line.start()
+    try:
+        result = loop.run()
+    finally:
+        line.close()
+    assert result.status is CallStatus.FAILED and result.reason.startswith(
+        "engines failed, apologised: EngineError: relay failed"
+    )
+    assert agent_lines(result)[-1] == "I'm sorry, I'm having a technical problem and have to end the call. Goodbye."

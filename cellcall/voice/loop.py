@@ -41,6 +41,7 @@ VOICEMAIL_WORDS = re.compile(
     r"voice ?mail|mailbox|can'?t (?:take|come to) (?:your|the) (?:call|phone)",
     re.I,
 )
+APOLOGY = "I'm sorry, I'm having a technical problem and have to end the call. Goodbye."
 EARLY_COMMIT_MS = 100  # after the speculative pause, a turn whose words are finished is answered this much later
 NOISY_FLOOR_DB = -40.0  # a line whose noise floor is above this hides word ends: no early answers there
 HOLD_MS = 400  # past the endpoint, a turn whose words trail off ("my number is ...") waits this much longer
@@ -65,6 +66,7 @@ class Opening:
     fallback: str = "Hello, this is an automated assistant."
     prepared: threading.Event = field(default_factory=threading.Event)  # set when preparation ended
     wait_s: float = 15.0  # how long a reply waits for audio in preparation before synthesising itself
+    apology: list[bytes] | None = None  # "sorry, I have to end the call", ready for when the engines fail
 
     def line(self) -> tuple[str, Callable[[], list[bytes] | None]]:
         """(text, audio source) to speak now. The audio source waits for a synthesis already under way
@@ -147,6 +149,7 @@ class VoiceLoop:
         self.voicemail_reached = False
         self.hangup_at: float | None = None
         self.hangup_reason = ""
+        self.engine_error: str | None = None  # the engines failed mid-call: the apology plays, then the call fails
         self.last_activity = self.t0
         self._barge_run = 0
         self._preroll: deque[bytes] = deque(maxlen=PREROLL_FRAMES)
@@ -375,6 +378,12 @@ class VoiceLoop:
         if not reply.done.is_set():
             return
         if reply.error is not None:
+            apology = self.opening.apology if self.opening is not None else None
+            if apology and self.hangup_at is None:  # the engines are gone: say sorry with the audio made while it rang
+                self.reply = None
+                self.engine_error = reply.error
+                self._speak(APOLOGY, audio=lambda: apology, tags={"HANGUP"})
+                return
             self._finish(f"reply failed: {reply.error}", CallStatus.FAILED, error=reply.error)
             return
         if self.playback.pending_for(reply) or self.playback.busy(now):
@@ -446,6 +455,8 @@ class VoiceLoop:
             else:
                 ending = reply.agent_turn.move.ending if reply.agent_turn else None
                 self.hangup_reason = f"agent hung up: {ending}" if ending else "agent [HANGUP]"
+            if self.engine_error:
+                self.hangup_reason = f"engines failed, apologised: {self.engine_error}"
             self._set_state(State.HANGING_UP)
 
     # ---- line events and timers ------------------------------------------------------------------
@@ -481,7 +492,8 @@ class VoiceLoop:
             self._finish("max duration", CallStatus.COMPLETED)
         elif self.hangup_at is not None:
             if now >= self.hangup_at and not self.playback.busy(now):
-                self._finish(self.hangup_reason, CallStatus.COMPLETED)
+                status = CallStatus.FAILED if self.engine_error else CallStatus.COMPLETED
+                self._finish(self.hangup_reason, status, error=self.engine_error)
         elif self._idle(now) and not self.opening_used and self.opening is not None:
             if self._opening_due(self.opening, now):
                 self._speak(*self.opening.line())  # a silent far end still hears why we call

@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from cellcall.agent.agent import Agent
 from cellcall.engines import ChatModel, Synthesizer
-from cellcall.voice.loop import Opening
+from cellcall.voice.loop import APOLOGY, Opening
 
 FALLBACK_OPENING = "Hello, this is an automated assistant."
 
@@ -49,6 +49,7 @@ class OpeningPrep:
         try:
             assert self.opening.text is not None
             self.opening.audio = list(self._tts().synthesize(self.opening.text))
+            self.opening.apology = list(self._tts().synthesize(APOLOGY))  # in case the engines fail mid-call
         except Exception as exc:  # noqa: BLE001 - the call goes on with a plain-text opening
             self.error = f"{type(exc).__name__}: {exc}"
         finally:
