@@ -126,7 +126,8 @@ async def move(kv: KeyValue, held: Held, **changes: Any) -> None:
 
 async def release(kv: KeyValue, held: Held) -> None:
     """Give back an undialled claim (the goal waits for a later hour): the next worker may create it again."""
-    try:
-        await kv.delete(held.key, last=held.revision)
-    except KeyWrongLastSequenceError as exc:
-        raise ClaimLost(held.key) from exc
+    async with held.lock:  # not while the heartbeat moves it
+        try:
+            await kv.delete(held.key, last=held.revision)
+        except KeyWrongLastSequenceError as exc:
+            raise ClaimLost(held.key) from exc

@@ -148,7 +148,7 @@ class QueueDialler:
         message = goal_from_message(msg.subject, msg.data, msg.headers)
         try:
             self._handle_goal(msg, message)
-        except QUEUE_ERRORS as exc:
+        except (*QUEUE_ERRORS, ClaimLost) as exc:
             self._runner.log.emit("queue-goal-later", goal=message.source, error=type(exc).__name__)
             self._forget(message.key)  # an undialled claim left behind goes stale and is taken over
 
@@ -197,8 +197,7 @@ class QueueDialler:
         if due is None:
             self._finish(msg, message, held, outcome.status.value, outcome.folder, outcome.error)
             return
-        held.state.due = due.timestamp()
-        self._finish(msg, message, held, outcome.status.value, outcome.folder, outcome.error, phase="retry", again=True)
+        self._finish(msg, message, held, outcome.status.value, outcome.folder, outcome.error, retry_at=due.timestamp())
         runner.log.emit("retry-scheduled", goal=goal.name, status=outcome.status.value, due=due, retry=held.state.attempt + 1)
 
     def _parse(self, message: GoalMessage) -> tuple[Goal | None, list[str]]:
@@ -292,27 +291,27 @@ class QueueDialler:
         folder: Path | None,
         note: str | None,
         phase: str = "done",
-        again: bool = False,
+        retry_at: float | None = None,
     ) -> None:
         """Publish the report, settle the claim, queue the goal again for a retry, ack: in that order, each
         retried until it went through, so a crash between two steps never loses the goal or dials it twice."""
         payload = report_payload(message, self.worker, self.line, status, folder, note)
         kv = self._kv(CLAIMS_BUCKET)
+        phase = "retry" if retry_at is not None else phase
         msg_id = f"{held.key}:{held.state.attempt}:{phase}"
         self._step("publish report", lambda: self._publish(payload, msg_id))
-        self._step("settle claim", lambda: self._client.run(self._settle_held(kv, held, phase, status, note)))
-        if again:
+        self._step("settle claim", lambda: self._client.run(self._settle_held(kv, held, phase, status, note, retry_at)))
+        if retry_at is not None:
             self._step("queue the retry", lambda: self._client.run(push_goal(self._client, message)))
         self._step("ack", lambda: self._client.run(msg.ack()))
         self._runner.log.emit("queue-reported", goal=message.source, key=held.key, status=status)
 
-    async def _settle_held(self, kv: Any, held: Held, phase: str, status: str, note: str | None) -> None:
+    async def _settle_held(self, kv: Any, held: Held, phase: str, status: str, note: str | None, due: float | None) -> None:
         entry = {"status": status, "worker": self.worker, "line": self.line, "at": time.time()}
         attempt = held.state.attempt + (phase == "retry")
         try:
-            await claims.move(
-                kv, held, phase=phase, status=status, note=note, attempt=attempt, history=[*held.state.history, entry]
-            )
+            history = [*held.state.history, entry]
+            await claims.move(kv, held, phase=phase, status=status, note=note, attempt=attempt, history=history, due=due)
         except ClaimLost:
             pass  # settled by another worker meanwhile (it found this one silent too long)
         self._held.pop(held.key, None)
