@@ -30,7 +30,7 @@ from cellcall.voice.echo import EchoGate
 from cellcall.voice.endpoint import Endpointer, EndpointEvent, EndpointKind
 from cellcall.voice.playback import Playback
 from cellcall.voice.recording import Recorder
-from cellcall.voice.reply import ModelParams, Reply, words_only
+from cellcall.voice.reply import ModelParams, Reply, ReplyOutput, words_only
 from cellcall.voice.utterance import Ticket, TranscriptionWorker, Utterance
 from cellcall.voice.vad import make_vad
 
@@ -225,7 +225,12 @@ class VoiceLoop:
             return
         paused = self._paused_at
         quiet_line = getattr(self.vad, "floor_db", NOISY_FLOOR_DB) < NOISY_FLOOR_DB
-        if paused is not None and quiet_line and (now - paused) * 1000 >= EARLY_COMMIT_MS and turn_finished(reply.user_text):
+        if (
+            paused is not None
+            and quiet_line
+            and (now - paused) * 1000 >= EARLY_COMMIT_MS
+            and turn_finished(reply.output().user_text)
+        ):
             self.endpointer.reset()
             self._early = utterance
             self._end_turn(utterance, reply, now)
@@ -265,7 +270,7 @@ class VoiceLoop:
                 reply.cancel()
                 self.reply = None
             return
-        if reply is not None and reply.committed and reply.first_audio_at is None:
+        if reply is not None and reply.committed and reply.on_air.first_audio_at is None:
             # the caller went on before we said a word: drop the answer; an early answered turn goes on
             reply.cancel()
             self._close_reply(reply, event.at, cut=True, heard_again=self._early is not None)
@@ -299,7 +304,7 @@ class VoiceLoop:
                 return  # a backchannel while we speak ("mhm"): not a turn
             if self.reply is None:
                 self.reply = self._reply_to(utterance, TurnTrace(self.replies + 1, event.at), committed=False).start()
-            elif turn_finished(self.reply.user_text) is False and self._hold_until is None:
+            elif turn_finished(self.reply.output().user_text) is False and self._hold_until is None:
                 self._hold_until = now + HOLD_MS / 1000  # "my number is four one five ...": give them a moment
                 return
             self._end_turn(utterance, self.reply, now)
@@ -347,7 +352,7 @@ class VoiceLoop:
                 trace=trace,
                 committed=committed,
             )
-        reply.heard_at = utterance.start
+        reply.on_air.heard_at = utterance.start
         self._ticket_of[reply] = ticket
         self.last_reply = reply
         return reply
@@ -357,14 +362,15 @@ class VoiceLoop:
         if reply.script is not None:
             self.opening_used = True
         if reply in self._ticket_of:
-            self._heard.append((self._ticket_of.pop(reply), reply.heard_at or time.monotonic()))
+            self._heard.append((self._ticket_of.pop(reply), reply.on_air.heard_at or time.monotonic()))
         reply.commit()
         self._set_state(State.THINKING)
 
     def _speak(self, text: str, audio: Callable[[], list[bytes] | None] | None = None, tags: set[str] | None = None) -> None:
         """Say a fixed line (opening after the post-dial wait, voicemail message)."""
-        reply = Reply(self.replies + 1, self.playback, self.tts, self.rate, script=text, script_audio=audio)
-        reply.tags |= tags or set()
+        reply = Reply(
+            self.replies + 1, self.playback, self.tts, self.rate, script=text, script_audio=audio, tags=frozenset(tags or ())
+        )
         self.last_reply = reply
         self.reply = reply.start()
         self._commit(reply)
@@ -377,14 +383,15 @@ class VoiceLoop:
             return
         if not reply.done.is_set():
             return
-        if reply.error is not None:
+        error = reply.output().error
+        if error is not None:
             apology = self.opening.apology if self.opening is not None else None
             if apology and self.hangup_at is None:  # the engines are gone: say sorry with the audio made while it rang
                 self.reply = None
-                self.engine_error = reply.error
+                self.engine_error = error
                 self._speak(APOLOGY, audio=lambda: apology, tags={"HANGUP"})
                 return
-            self._finish(f"reply failed: {reply.error}", CallStatus.FAILED, error=reply.error)
+            self._finish(f"reply failed: {error}", CallStatus.FAILED, error=error)
             return
         if self.playback.pending_for(reply) or self.playback.busy(now):
             return
@@ -410,12 +417,13 @@ class VoiceLoop:
         if self.reply is reply:
             self.reply = None
         self._ticket_of.pop(reply, None)
-        spoken = reply.spoken_text()
-        if reply.sentences and (spoken or not cut):  # a reply dropped before its first word was never said
+        out = reply.output()
+        spoken = reply.on_air.spoken(out)
+        if out.sentences and (spoken or not cut):  # a reply dropped before its first word was never said
             self._record(
                 Speaker.AGENT,
-                reply.full_text(),
-                (reply.first_audio_at or now) - self.t0,
+                out.full_text(),
+                (reply.on_air.first_audio_at or now) - self.t0,
                 barged_in=cut and bool(spoken),
                 spoken_text=spoken if cut else None,
             )
@@ -426,34 +434,34 @@ class VoiceLoop:
                 latency = dataclasses.replace(latency, served_by=served_label(served))
             self.latencies.append(latency)
             self.listener.on_latency(latency)
-        heard = reply.user_text if reply.listen is not None and not heard_again else None
+        heard = out.user_text if reply.listen is not None and not heard_again else None
         kind = "opening" if reply.script is not None else None
-        unsaid = reply.unsaid_text() if cut else ""
-        self.agent.observe(heard, spoken if cut else reply.full_text(), reply.agent_turn, kind, unsaid)
-        self.tags |= reply.tags
+        unsaid = reply.on_air.unsaid(out) if cut else ""
+        self.agent.observe(heard, spoken if cut else out.full_text(), out.agent_turn, kind, unsaid)
+        self.tags |= out.tags
         self.last_activity = now
         if not cut:
-            self._act_on_tags(reply, now)
+            self._act_on_tags(out, now)
         if self.result is None and self.hangup_at is None:
             self._set_state(State.LISTENING)
 
     def _engines(self) -> tuple[tuple[str, object], ...]:
         return (("stt", self.stt), ("llm", self.llm), ("tts", self.tts))
 
-    def _act_on_tags(self, reply: Reply, now: float) -> None:
-        if "VOICEMAIL" in reply.tags and not self.voicemail_reached:
+    def _act_on_tags(self, out: ReplyOutput, now: float) -> None:
+        if "VOICEMAIL" in out.tags and not self.voicemail_reached:
             self.voicemail_reached = True
             plan = self.voicemail
             if plan is not None and plan.action == "leave_message" and plan.message:
                 self._speak(plan.message, tags={"HANGUP"})
             else:
                 self._finish("voicemail", CallStatus.COMPLETED)
-        elif "HANGUP" in reply.tags:
+        elif "HANGUP" in out.tags:
             self.hangup_at = now + self.voice.goodbye_grace_s
             if self.voicemail_reached:
                 self.hangup_reason = "voicemail: message left"
             else:
-                ending = reply.agent_turn.move.ending if reply.agent_turn else None
+                ending = out.agent_turn.move.ending if out.agent_turn else None
                 self.hangup_reason = f"agent hung up: {ending}" if ending else "agent [HANGUP]"
             if self.engine_error:
                 self.hangup_reason = f"engines failed, apologised: {self.engine_error}"
@@ -475,10 +483,10 @@ class VoiceLoop:
             self._record(Speaker.SYSTEM, f"DTMF {event.detail}", event.at - self.t0)
 
     def _on_audio_started(self, reply: Reply, sentence: int, at: float) -> None:
-        reply.started_sentences.add(sentence)
+        reply.on_air.started_sentences.add(sentence)
         self.last_activity = at
-        if reply.first_audio_at is None:
-            reply.first_audio_at = at
+        if reply.on_air.first_audio_at is None:
+            reply.on_air.first_audio_at = at
             self.agent_has_spoken = True
             if reply.trace is not None:
                 reply.trace.mark("first_audio", at)

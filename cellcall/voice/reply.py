@@ -13,7 +13,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from cellcall.agent.agent import AgentTurn
 from cellcall.engines import ChatModel, Synthesizer, Transcript
@@ -34,13 +34,48 @@ def words_only(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class ReplyOutput:
+    """What a reply has produced so far, as one consistent snapshot (see Reply.output)."""
+
+    user_text: str | None = None  # the caller's words once known ("" = noise)
+    sentences: tuple[str, ...] = ()
+    tags: frozenset[str] = frozenset()
+    error: str | None = None
+    agent_turn: AgentTurn | None = None
+
+    def full_text(self) -> str:
+        return " ".join(self.sentences)
+
+
+@dataclass
+class OnAir:
+    """What became of a reply's audio on the line: written only by the loop thread (TX_STARTED events)."""
+
+    first_audio_at: float | None = None
+    started_sentences: set[int] = field(default_factory=set)
+    heard_at: float | None = None  # when the caller's words behind this reply began
+
+    def spoken(self, output: ReplyOutput) -> str:
+        """The sentences that began to play (a cut sentence counts: the caller heard its start)."""
+        return " ".join(text for i, text in enumerate(output.sentences) if i in self.started_sentences)
+
+    def unsaid(self, output: ReplyOutput) -> str:
+        """The sentences that never began to play (the cut one is not repeated: its start was heard)."""
+        return " ".join(text for i, text in enumerate(output.sentences) if i not in self.started_sentences)
+
+
+@dataclass(frozen=True)
 class ModelParams:
     max_tokens: int
     temperature: float
 
 
 class Reply:
-    """A cancellable, optionally speculative agent reply; its results are read by the loop thread."""
+    """A cancellable, optionally speculative agent reply.
+
+    Ownership: the reply thread alone writes its output (words heard, sentences, tags, error, the agent's
+    turn), under `_lock`; the loop thread reads it only through `output()`, a frozen snapshot. The loop
+    thread alone writes `on_air` and calls `commit`/`cancel`."""
 
     def __init__(
         self,
@@ -58,6 +93,7 @@ class Reply:
         screen: Callable[[str], set[str]] | None = None,
         trace: TurnTrace | None = None,
         committed: bool = True,
+        tags: frozenset[str] = frozenset(),  # control tags it carries from the start (a voicemail message: HANGUP)
     ) -> None:
         if script is None and (think is None or listen is None):
             raise ValueError("a reply needs either a script or listen + think")
@@ -72,14 +108,8 @@ class Reply:
         self.cancelled = threading.Event()
         self.done = threading.Event()
         self.committed = committed
-        self.user_text: str | None = None  # set once the caller's words are known ("" = noise)
-        self.sentences: list[str] = []
-        self.started_sentences: set[int] = set()
-        self.tags: set[str] = set()
-        self.error: str | None = None
-        self.agent_turn: AgentTurn | None = None  # set by the reply thread before any audio of an answer
-        self.first_audio_at: float | None = None
-        self.heard_at: float | None = None  # when the caller's words behind this reply began
+        self.on_air = OnAir()
+        self._out = ReplyOutput(tags=tags)  # replaced whole under _lock by the reply thread
         self._held: list[tuple[int, bytes]] = []
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"reply-{turn}", daemon=True)
@@ -108,27 +138,34 @@ class Reply:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def spoken_text(self) -> str:
-        """The sentences that began to play (a cut sentence counts: the caller heard its start)."""
-        return " ".join(text for i, text in enumerate(self.sentences) if i in self.started_sentences)
+    def output(self) -> ReplyOutput:
+        """What the reply has produced so far (the loop thread's only view of it)."""
+        with self._lock:
+            return self._out
 
-    def unsaid_text(self) -> str:
-        """The sentences that never began to play (the cut one is not repeated: its start was heard)."""
-        return " ".join(text for i, text in enumerate(self.sentences) if i not in self.started_sentences)
+    def _publish(self, **changes: object) -> None:
+        with self._lock:
+            self._out = replace(self._out, **changes)  # type: ignore[arg-type]
 
-    def full_text(self) -> str:
-        return " ".join(self.sentences)
+    def _add_tags(self, tags: Iterable[str]) -> None:
+        with self._lock:
+            self._out = replace(self._out, tags=self._out.tags | frozenset(tags))
+
+    def _add_sentence(self, text: str) -> int:
+        with self._lock:
+            self._out = replace(self._out, sentences=(*self._out.sentences, text))
+            return len(self._out.sentences) - 1
 
     def _run(self) -> None:
         try:
             if self.script is not None and self.screen is None:
                 self._speak_script()  # the opening after a short hello: speak first, transcribe after
                 if self.listen is not None and not self.cancelled.is_set():
-                    self.user_text = self._transcribe()
+                    self._publish(user_text=self._transcribe())
             else:
                 self._answer()
         except Exception as exc:  # noqa: BLE001 - a failing engine must end the reply, not the call
-            self.error = f"{type(exc).__name__}: {exc}"
+            self._publish(error=f"{type(exc).__name__}: {exc}")
         finally:
             self.done.set()
 
@@ -142,20 +179,22 @@ class Reply:
         return words_only(transcript.text)
 
     def _answer(self) -> None:
-        self.user_text = self._transcribe()
-        if not self.user_text or self.cancelled.is_set():
+        heard = self._transcribe()
+        self._publish(user_text=heard)
+        if not heard or self.cancelled.is_set():
             return
         if self.screen is not None:
-            self.tags |= self.screen(self.user_text)
-            if self.tags & STOP_TAGS:
+            screened = self.screen(heard)
+            self._add_tags(screened)
+            if screened & STOP_TAGS:
                 return
         if self.script is not None:
             self._speak_script()
             return
         assert self.think is not None
-        turn = self.think(self.user_text)
-        self.agent_turn = turn
-        self.tags |= turn.move.tags  # acted on by the loop only if the reply plays out uncut
+        turn = self.think(heard)
+        self._publish(agent_turn=turn)
+        self._add_tags(turn.move.tags)  # acted on by the loop only if the reply plays out uncut
         if turn.messages is not None and self.llm is not None and self.params is not None:
             tokens = self.llm.stream_chat(
                 turn.messages, cancel=self.cancelled, max_tokens=self.params.max_tokens, temperature=self.params.temperature
@@ -171,11 +210,11 @@ class Reply:
                 continue
             text = turn.accept(sentence.text)
             if text is None:
-                if not self.sentences:
+                if not self._out.sentences:
                     self._speak(split_sentences([turn.plain()]), limit=None)
                 return
             self._speak([Sentence(text, frozenset())], limit=None)
-            if len(self.sentences) >= MAX_SENTENCES:
+            if len(self._out.sentences) >= MAX_SENTENCES:
                 self.cancelled.set()  # stop the model: a phone reply is one or two sentences
                 return
 
@@ -183,7 +222,7 @@ class Reply:
         script = self.script or ""
         audio = self.script_audio() if self.script_audio is not None else None
         if audio and not self.cancelled.is_set():
-            self.sentences.append(script)
+            self._add_sentence(script)
             self._mark("first_sentence")
             convert = StreamResampler(self.tts.sample_rate, self.line_rate)
             for pcm in audio:
@@ -197,12 +236,11 @@ class Reply:
             if self.cancelled.is_set():
                 return
             tags = sentence.tags if self.screen is not None else sentence.tags - {"VOICEMAIL"}
-            self.tags |= tags
+            self._add_tags(tags)
             if "VOICEMAIL" in tags:
                 return  # a voicemail greeting: the loop decides what to say
             if sentence.text.strip():
-                index = len(self.sentences)
-                self.sentences.append(sentence.text.strip())
+                index = self._add_sentence(sentence.text.strip())
                 self._mark("first_sentence")
                 convert = StreamResampler(self.tts.sample_rate, self.line_rate)
                 for pcm in self.tts.synthesize(sentence.text, cancel=self.cancelled):
@@ -210,7 +248,7 @@ class Reply:
                         return
                     self._mark("tts_first_audio")
                     self._emit(index, convert(pcm))
-            if tags & STOP_TAGS or (limit is not None and len(self.sentences) >= limit):
+            if tags & STOP_TAGS or (limit is not None and len(self._out.sentences) >= limit):
                 self.cancelled.set()  # stop the model: nothing is said after a goodbye or a second sentence
                 return
 
