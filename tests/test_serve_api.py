@@ -98,7 +98,7 @@ def test_bad_requests_get_clear_errors_and_leave_nothing_behind(tmp_path: Path) 
         assert bad_number[0]["line"] == 2 and "number" in bad_number[0]["message"]
         assert api.post_goal("no frontmatter at all\n").status_code == 422
         control = api.post_goal("---\nobjective: a\x81b\n---\n")  # found by the fuzz: YAML's own reader error
-        assert control.status_code == 422 and "not valid YAML" in control.json()["errors"][0]["message"]
+        assert control.status_code == 422 and "YAML error" in control.json()["errors"][0]["message"]
         not_utf8 = api.client.post("/v1/calls", content=b"---\nnumber: 1\n\xff\xfe\n", headers={"Content-Type": "text/markdown"})
         assert not_utf8.status_code == 422 and not_utf8.json()["errors"] == [{"line": 3, "message": "not UTF-8 text"}]
         expired = api.post_goal(goal_text(extra="not_after: 2020-01-01T00:00:00Z\n"))

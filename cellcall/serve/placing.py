@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from cellcall.call import refuse_call
 from cellcall.config import Settings
 from cellcall.files import atomic_write_json
@@ -116,12 +114,6 @@ class CallDesk:
             goal = parse_goal(text, name, path, self.settings.policy.default_country)
         except GoalError as exc:
             raise BadRequest(422, goal_errors(exc)) from None
-        except yaml.YAMLError as exc:  # a few YAML reader errors (control characters) get past parse_goal
-            mark = getattr(exc, "problem_mark", None)
-            line = mark.line + 2 if mark is not None else None  # the frontmatter starts on line 2
-            raise BadRequest(
-                422, [{"line": line, "message": f"frontmatter is not valid YAML: {str(exc).splitlines()[0]}"}]
-            ) from None
         problems = []
         if goal.direction == "inbound":
             problems.append(f"direction is inbound: an inbound goal answers calls; save it as {self.settings.inbound.goal}")
