@@ -76,6 +76,7 @@ def test_scripted_far_end_over_sip_hears_the_agent_and_hangs_up_with_a_bye() -> 
         wait_tone(line, 5.0)  # the greeting
         time.sleep(0.6)  # let it end, then the agent "speaks" a 600 ms tone
         line.write(tone_pcm(300.0, 600))
+        time.sleep(0.9)  # RFC 4733: RTP carries the digit instead of audio, so not over the tone's tail
         line.send_dtmf("7")
         assert wait_event(line, {LineEventKind.DTMF}, 8.0).detail == "5"
         wait_tone(line, 5.0)  # the far end's second line: it waited for the agent, then spoke
@@ -87,7 +88,8 @@ def test_scripted_far_end_over_sip_hears_the_agent_and_hangs_up_with_a_bye() -> 
     assert len(metrics.turns) == 1 and not metrics.turns[0].cut  # the second line, played whole
     assert metrics.turns[0].agent_reply_at is None  # the agent did not answer it
     assert metrics.dtmf_heard == "7"
-    assert metrics.uplink_underruns == 0
+    gaps = [(round(u.start - (metrics.audio_at or 0), 2), u.gaps) for u in metrics.utterances]
+    assert metrics.uplink_underruns == 0, gaps  # the agent's RTP reached the far end's clock in time
     assert gone(peer.pid)
 
 
@@ -96,7 +98,7 @@ def test_busy_scenario_over_sip_is_busy_at_the_agent_and_nothing_is_answered() -
     with sip_loopback_line(Settings(), scenario) as (line, peer):
         line.dial(NUMBER)
         wait_event(line, {LineEventKind.BUSY}, 10.0)
-    assert peer.metrics.answered_at is None
+    assert peer.metrics.answered_at is None and peer.metrics.ended_by == "far_end"
     assert gone(peer.pid)
 
 

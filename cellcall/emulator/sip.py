@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT_S = 15.0
-JITTER_MS = 40  # the far end's playout buffer for the agent's RTP (a phone's jitter buffer; the modem has 40 ms too)
+JITTER_MS = 60  # the far end's playout margin for the agent's RTP, from its first packet (a phone's jitter buffer)
 MODES = {"answer": "answer", "busy": "reject", "no-answer": "ring"}
 
 
@@ -60,16 +60,21 @@ class RelayPort:
         self._send_lock = threading.Lock()
         self._up = bytearray()
         self._up_lock = threading.Lock()
+        self._lead = 0  # silence put before the first packet after a restart (under _up_lock)
         self.present = True
 
     def received(self, pcm: bytes) -> None:
         with self._up_lock:
+            if self._lead:  # the jitter buffer fills from the first packet, not from the answer: media
+                self._up += bytes(self._lead)  # starts a little after it, and a buffer primed at the
+                self._lead = 0  # answer would be spent before any audio came, leaving no margin
             self._up += pcm
 
     def restart(self, lead_bytes: int) -> None:
-        """A new route: drop what came before it and start `lead_bytes` of silence behind (the jitter buffer)."""
+        """A new route: drop what came before it; the next packet gets `lead_bytes` of playout margin."""
         with self._up_lock:
-            self._up = bytearray(lead_bytes)
+            self._up = bytearray()
+            self._lead = lead_bytes
 
     def read(self, limit: int) -> bytes:
         with self._up_lock:
@@ -136,8 +141,7 @@ class SipFarEndPeer:
         self._proc = subprocess.Popen(command, pass_fds=(self._child.fileno(),), stdin=subprocess.DEVNULL)
         self._child.close()
         threading.Thread(target=self._read_loop, name="sip-peer-rx", daemon=True).start()
-        audio = lambda: run_audio_clock(self._relay, self._stop, lambda: self._pump, self._drop_pump)  # noqa: E731
-        threading.Thread(target=audio, name="sip-peer-audio", daemon=True).start()
+        threading.Thread(target=self._audio_loop, name="sip-peer-audio", daemon=True).start()
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not self._ready.wait(0.1):
             code = self._proc.poll()
@@ -184,7 +188,7 @@ class SipFarEndPeer:
                 log.warning("SIP far end link failed: %s", exc)
         finally:
             self._relay.present = False
-            self._ended("lost")
+            self._ended("stopped" if self._stop.is_set() else "lost")
 
     def _event(self, event: dict[str, object]) -> None:
         name = event.get("event")
@@ -202,8 +206,8 @@ class SipFarEndPeer:
             self._pump = AudioPump(self._farend, rate, t0, None)
         elif name == "dtmf" and self._farend is not None:
             self._farend.heard_dtmf(str(event.get("digit", "")))
-        elif name == "closed":
-            self._ended("far_end" if self._hung_up else "host")
+        elif name == "closed":  # busy and no-answer end at the far end's side, as the emulator's network does
+            self._ended("far_end" if self._hung_up or self.scenario.outcome != "answer" else "host")
 
     def _ended(self, by: str) -> None:
         if self.done.is_set():
@@ -223,6 +227,9 @@ class SipFarEndPeer:
 
     def _press(self, digit: str) -> None:
         self._relay.send(b"C", json.dumps({"cmd": "dtmf", "digit": digit}).encode())
+
+    def _audio_loop(self) -> None:
+        run_audio_clock(self._relay, self._stop, lambda: self._pump, self._drop_pump)
 
     def _drop_pump(self) -> None:
         self._pump = None

@@ -100,7 +100,7 @@ class Peer:
             await self.writer.drain()
             await asyncio.sleep(TICK_S)
 
-    async def command(self, kind: bytes, payload: bytes) -> None:
+    def command(self, kind: bytes, payload: bytes) -> None:
         if kind == b"A":
             self.outbound += payload
             return
@@ -108,10 +108,12 @@ class Peer:
         call = self.call
         if call is None or self.closed.is_set():
             return
+        # As tasks: a digit takes 120 ms to send, and the far end's audio must not wait behind it.
+        loop = asyncio.get_running_loop()
         if order.get("cmd") == "hangup":
-            await call.hangup()
+            self.tasks.append(loop.create_task(call.hangup()))
         elif order.get("cmd") == "dtmf":
-            await call.send_dtmf(str(order.get("digit", "")))
+            self.tasks.append(loop.create_task(call.send_dtmf(str(order.get("digit", "")))))
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -119,6 +121,8 @@ async def main(args: argparse.Namespace) -> None:
     reader, writer = await asyncio.open_unix_connection(sock=sock)
     runtime = baresip.Runtime()
     extra = f"sip_listen 127.0.0.1:{args.listen}\nrtp_ports {args.rtp}-{args.rtp + 20}\n"
+    extra += "audio_jitter_buffer_type off\n"  # the parent's RelayPort is the playout buffer: an adaptive one
+    # here would re-time the agent's audio mid-utterance (its delay steps are gaps at the far end's clock)
     await runtime.start(baresip.Config(net_interface="127.0.0.1", extra_config_text=extra))
     account = baresip.Account(
         user=args.user,
@@ -136,7 +140,7 @@ async def main(args: argparse.Namespace) -> None:
     try:
         while True:  # the parent closing the socket ends the far end
             kind, payload = await read_message(reader)
-            await peer.command(kind, payload)
+            peer.command(kind, payload)
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
     finally:
