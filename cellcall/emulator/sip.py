@@ -8,9 +8,9 @@ the emulator's own `AudioPump` at exactly the route's sample rate, so scenario t
 voice-to-voice figures are measured on the far end's clock as on the emulated modem.
 
 Threads: `sip-peer-rx` reads the socket to the peer process and owns the call's far end, its state
-(`_farend`, `_pump`, `_hung_up`) and `done`; `sip-peer-audio` runs the pump (run_audio_clock) and
-is the only reader of `RelayPort`'s uplink; far-end script threads only send commands. Every send
-on the socket goes through `RelayPort._send_lock`.
+(`_farend`, `_pump`) and `done`; `sip-peer-audio` runs the pump (run_audio_clock) and is the only
+reader of `RelayPort`'s uplink; far-end script threads only send commands (and set `_hung_up`
+once, before the hang-up is sent). Every send on the socket goes through `RelayPort._send_lock`.
 """
 
 from __future__ import annotations
