@@ -45,6 +45,7 @@ def run_call(
     voicemail: VoicemailPlan | None = None,
     llm: FakeLlm | None = None,
     style: str = "scripted",
+    tts: FakeTts | None = None,
 ) -> tuple[LoopResult, FakeLine, FakeStt, Events]:
     line = FakeLine(script)
     stt = FakeStt(line)
@@ -55,7 +56,7 @@ def run_call(
     loop = VoiceLoop(
         line,
         stt,
-        FakeTts(),
+        tts or FakeTts(),
         llm or FakeLlm(),
         settings,
         Agent(DENTIST, style),
@@ -304,3 +305,19 @@ def test_engines_that_fail_mid_call_get_an_apology_then_a_failed_hang_up() -> No
         "engines failed, apologised: EngineError: relay failed"
     )
     assert agent_lines(result)[-1] == "I'm sorry, I'm having a technical problem and have to end the call. Goodbye."
+
+
+def test_a_turn_answered_early_that_goes_on_is_one_turn_in_the_transcript() -> None:
+    script = Script(
+        [
+            Say("Bright Smile Dental.", 0.8, pause_s=0.2, wait_for_agent=False),
+            Say("Is this about Sam's appointment?", 1.0),
+            Say("Sorry, I mean, what day would work for Sam?", 1.4, pause_s=0.35, wait_for_agent=False),
+            Say("Bye.", 0.5),
+        ],
+        hangup_when_done=True,
+    )
+    result, _, _, _ = run_call(script, tts=FakeTts(delay_s=0.3))  # the answer is not on air before they go on
+    callers = [turn.text for turn in result.turns if turn.speaker is Speaker.CALLER]
+    assert "Is this about Sam's appointment?" not in callers, callers  # answered early, then heard whole
+    assert "Sorry, I mean, what day would work for Sam?" in callers

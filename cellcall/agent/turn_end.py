@@ -1,8 +1,9 @@
 """Has the other party finished their turn? A guess from the words recognised so far.
 
-At the speculative pause (200 ms) the recogniser usually has the turn's words. A finished question or
-statement ("Would that work?") lets the loop answer at ~300 ms instead of waiting for the 500 ms
-endpoint; words that trail off ("um", "and", "my number is", a number being read out) make it wait
+At the speculative pause (200 ms) the recogniser usually has the turn's words. A finished question
+("Would that work?") lets the loop answer at ~300 ms instead of waiting for the 500 ms endpoint; a
+statement does not, since people pause between sentences ("Bright Smile Dental. [pause] How can I
+help?"); words that trail off ("um", "and", "my number is", a number being read out) make it wait
 longer, so a caller who pauses mid-thought is not cut off. Pure and microseconds; None = no opinion.
 """
 
@@ -16,11 +17,11 @@ _TRAILING = re.compile(
     re.I,
 )
 _DIGITS_TAIL = re.compile(r"(?:\d[\d\s,.-]*|\b(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)\b)\s*$", re.I)
-_FINISHED = re.compile(r"[?!.]\s*$")
+_FINISHED = re.compile(r"\?\s*$")
 
 
 def turn_finished(text: str | None) -> bool | None:
-    """True: a whole question or statement. False: it trails off. None: no words yet, or no telling."""
+    """True: a whole question. False: it trails off. None: no words yet, or no telling."""
     if not text or not text.strip():
         return None
     words = text.strip()

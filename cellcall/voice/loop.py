@@ -159,6 +159,7 @@ class VoiceLoop:
         self._paused_at: float | None = None  # when the current turn's speculative pause began
         self._hold_until: float | None = None  # the endpoint, deferred because the words trail off
         self._early: Utterance | None = None  # a turn answered early: the caller may still go on with it
+        self._early_words: tuple[Reply, tuple[Ticket, float]] | None = None  # its words, recorded once it stands
 
     def _setup(self, rate: int) -> None:
         """Rate-dependent parts; redone if the line's measured rate (8 or 16 kHz) differs at the first frame."""
@@ -233,7 +234,7 @@ class VoiceLoop:
         ):
             self.endpointer.reset()
             self._early = utterance
-            self._end_turn(utterance, reply, now)
+            self._end_turn(utterance, reply, now, early=True)
 
     def _watch_barge_in(self, caller: bool, now: float) -> None:
         """N ms of caller speech (echo excluded) over our own audio stops it at once."""
@@ -273,6 +274,8 @@ class VoiceLoop:
         if reply is not None and reply.committed and reply.on_air.first_audio_at is None:
             # the caller went on before we said a word: drop the answer; an early answered turn goes on
             reply.cancel()
+            if self._early is not None:
+                self._early_words = None  # the turn goes on: its words are recorded whole when it ends
             self._close_reply(reply, event.at, cut=True, heard_again=self._early is not None)
             if self._early is not None:
                 self.utterance, self._early = self._early, None
@@ -309,14 +312,17 @@ class VoiceLoop:
                 return
             self._end_turn(utterance, self.reply, now)
 
-    def _end_turn(self, utterance: Utterance, reply: Reply, now: float) -> None:
-        """The caller's turn is over: the reply to it plays as soon as it has audio."""
+    def _end_turn(self, utterance: Utterance, reply: Reply, now: float, early: bool = False) -> None:
+        """The caller's turn is over: the reply to it plays as soon as it has audio.
+
+        `early`: ended by its words, before the endpoint; its words go to the transcript once the agent's
+        answer starts to play (the caller may still go on, and then the turn is heard whole)."""
         if self.utterance is utterance:
             self.utterance = None
         self._paused_at = self._hold_until = None
         if reply.trace is not None:
             reply.trace.mark("endpoint", now)
-        self._commit(reply)
+        self._commit(reply, hold_words=early)
 
     def _reply_to(self, utterance: Utterance, trace: TurnTrace, committed: bool) -> Reply:
         """The reply to a caller utterance: the opening line after a hello, else the model's answer."""
@@ -357,12 +363,16 @@ class VoiceLoop:
         self.last_reply = reply
         return reply
 
-    def _commit(self, reply: Reply) -> None:
+    def _commit(self, reply: Reply, hold_words: bool = False) -> None:
         self.replies += 1
         if reply.script is not None:
             self.opening_used = True
         if reply in self._ticket_of:
-            self._heard.append((self._ticket_of.pop(reply), reply.on_air.heard_at or time.monotonic()))
+            words = (self._ticket_of.pop(reply), reply.on_air.heard_at or time.monotonic())
+            if hold_words:
+                self._early_words = (reply, words)
+            else:
+                self._heard.append(words)
         reply.commit()
         self._set_state(State.THINKING)
 
@@ -417,6 +427,8 @@ class VoiceLoop:
         if self.reply is reply:
             self.reply = None
         self._ticket_of.pop(reply, None)
+        if not heard_again:
+            self._release_words(reply)
         out = reply.output()
         spoken = reply.on_air.spoken(out)
         if out.sentences and (spoken or not cut):  # a reply dropped before its first word was never said
@@ -444,6 +456,12 @@ class VoiceLoop:
             self._act_on_tags(out, now)
         if self.result is None and self.hangup_at is None:
             self._set_state(State.LISTENING)
+
+    def _release_words(self, reply: Reply) -> None:
+        """An early-ended turn stands (the answer plays, or the reply is over): its words go to the transcript."""
+        if self._early_words is not None and self._early_words[0] is reply:
+            self._heard.append(self._early_words[1])
+            self._early_words = None
 
     def _engines(self) -> tuple[tuple[str, object], ...]:
         return (("stt", self.stt), ("llm", self.llm), ("tts", self.tts))
@@ -484,6 +502,7 @@ class VoiceLoop:
 
     def _on_audio_started(self, reply: Reply, sentence: int, at: float) -> None:
         reply.on_air.started_sentences.add(sentence)
+        self._release_words(reply)
         self.last_activity = at
         if reply.on_air.first_audio_at is None:
             reply.on_air.first_audio_at = at
