@@ -71,7 +71,7 @@ class VoiceSettings:
     speculative_silence_ms: int = 200  # silence at which STT + LLM start speculatively
     min_speech_ms: int = 120  # shorter blips are not speech
     post_dial_delay_s: float = 4.0  # ignore carrier audio after answer until the far end speaks or this passes
-    barge_in_ms: int = 120  # caller speech during playback that interrupts the agent
+    barge_in_ms: int = 60  # caller speech during playback that stops the agent (60 ms: stop in ~140 ms, measured)
     echo_margin_db: float = 6.0  # caller energy must exceed the expected echo (learnt delay + gain) by this much
     silence_timeout_s: float = 20.0
     max_duration_s: float = 300.0
@@ -83,7 +83,7 @@ class SttSettings:
     backend: str = "faster-whisper"  # faster-whisper | wyoming (a Wyoming ASR server at `wyoming`)
     wyoming: str = ""  # tcp://HOST:PORT of wyoming-faster-whisper, for backend wyoming
     model: str = "base"  # base | tiny.en | path to a CTranslate2 model folder
-    threads: int = 2
+    threads: int = 1  # 2 threads spin-wait on a busy box: p90 8.3 s against 0.73 s with 1 (docs/benchmarks.md)
     beam_size: int = 1
     window_s: float = 8.0  # pad audio to this many seconds (CTranslate2 direct); 0 or 30 = transcribe(), 30 s
 
