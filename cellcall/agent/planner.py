@@ -14,8 +14,9 @@ from cellcall.agent.brief import Brief, content_words
 from cellcall.agent.dialogue import Snapshot
 from cellcall.agent.understand import Heard, hear
 from cellcall.agent.when import Slot
+from cellcall.tags import Tag
 
-HANGUP = frozenset({"HANGUP"})
+HANGUP = frozenset({Tag.HANGUP})
 ENDINGS = {  # why the agent hung up, for the report's hangup_reason
     "close-stop": "asked to stop calling",
     "close-success": "objective met",

@@ -12,7 +12,9 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-TAGS = ("HANGUP", "OBJECTIVE_MET", "VOICEMAIL")
+from cellcall.tags import Tag
+
+TAGS = tuple(tag.value for tag in Tag)
 FIRST_CUT_CHARS = 60  # a first sentence longer than this is cut at a comma to start TTS sooner
 _MIN_CLAUSE_CHARS = 12  # never cut a first clause shorter than this
 
@@ -32,7 +34,7 @@ class Sentence:
 
 def _canonical(tag_text: str) -> str:
     letters = re.sub(r"[^A-Z]", "", tag_text.upper())
-    return {"HANGUP": "HANGUP", "OBJECTIVEMET": "OBJECTIVE_MET", "VOICEMAIL": "VOICEMAIL"}[letters]
+    return {tag.value.replace("_", ""): tag.value for tag in Tag}[letters]
 
 
 def _could_be_tag(fragment: str) -> bool:

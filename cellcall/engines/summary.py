@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 from cellcall.engines import ChatMessage, ChatModel, EngineError
 from cellcall.engines import grounding as g
 from cellcall.record import Evidence, Fact, ObjectiveMet, Speaker, Turn
+from cellcall.tags import Tag
 
 TIMEOUT_S = 30.0
 MAX_TOKENS = 400
@@ -150,7 +151,7 @@ def decide(objective: str, turns: list[Turn], tags_seen: set[str]) -> Verdict:
         if judgement.verdict:
             last = Evidence(turn.index, sentence), judgement
     if last is None:
-        return Verdict(ObjectiveMet.NO if "VOICEMAIL" in tags_seen else ObjectiveMet.UNKNOWN)
+        return Verdict(ObjectiveMet.NO if Tag.VOICEMAIL in tags_seen else ObjectiveMet.UNKNOWN)
     evidence, judgement = last
     if judgement.verdict == "decline":
         return Verdict(ObjectiveMet.NO, (evidence,), judgement.words)
@@ -251,7 +252,7 @@ def outcome_and_steps(verdict: Verdict, turns: list[Turn], tags_seen: set[str]) 
         return "Not done: the other party declined or said it was not possible.", [
             "Decide on another time, place or approach; the other party declined."
         ]
-    if "VOICEMAIL" in tags_seen:
+    if Tag.VOICEMAIL in tags_seen:
         return "Reached voicemail.", ["Call again later or wait for a call back."]
     if not g.other_party_turns(turns):
         return "Nobody spoke on the call.", ["Call again later."]
@@ -262,7 +263,7 @@ def _plain_summary(objective: str, turns: list[Turn], outcome: str, tags_seen: s
     spoken = [t for t in turns if t.speaker is not Speaker.SYSTEM]
     caller = g.other_party_turns(turns)
     note = ""
-    if "OBJECTIVE_MET" in tags_seen and met is not ObjectiveMet.YES:
+    if Tag.OBJECTIVE_MET in tags_seen and met is not ObjectiveMet.YES:
         note = " The agent took the objective as met, but the other party never confirmed it."
     about = _clean(objective, MAX_ITEM) or "no objective given"
     return f"Call about: {about}. {len(spoken)} turns, {len(caller)} from the other party. {outcome}{note}"

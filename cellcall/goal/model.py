@@ -12,10 +12,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cellcall.tags import Tag
+
 MAX_BYTES = 64 * 1024
-TAG_OBJECTIVE_MET = "[OBJECTIVE_MET]"
-TAG_HANGUP = "[HANGUP]"
-TAG_VOICEMAIL = "[VOICEMAIL]"
+TAG_OBJECTIVE_MET = f"[{Tag.OBJECTIVE_MET.value}]"  # as the model writes them in its text
+TAG_HANGUP = f"[{Tag.HANGUP.value}]"
+TAG_VOICEMAIL = f"[{Tag.VOICEMAIL.value}]"
 DEFAULT_PERSONA = "a polite, concise assistant"
 NEVER_SECTION = "Never"
 PREAMBLE_SECTION = "Notes"

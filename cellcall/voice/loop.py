@@ -24,6 +24,7 @@ from cellcall.line import FRAME_MS, Line, LineEvent, LineEventKind
 from cellcall.observe import CallObserver
 from cellcall.record import CallStatus, Speaker, Turn, TurnLatency
 from cellcall.relay.engines import served_label
+from cellcall.tags import Tag
 from cellcall.trace import TurnTrace
 from cellcall.voice.audio import dbfs
 from cellcall.voice.echo import EchoGate
@@ -99,7 +100,7 @@ class LoopResult:
 
 def voicemail_screen(text: str) -> set[str]:
     """Tags for a first utterance: {"VOICEMAIL"} when it reads like an answering machine."""
-    return {"VOICEMAIL"} if VOICEMAIL_WORDS.search(text) else set()
+    return {Tag.VOICEMAIL} if VOICEMAIL_WORDS.search(text) else set()
 
 
 class VoiceLoop:
@@ -399,7 +400,7 @@ class VoiceLoop:
             if apology and self.hangup_at is None:  # the engines are gone: say sorry with the audio made while it rang
                 self.reply = None
                 self.engine_error = error
-                self._speak(APOLOGY, audio=lambda: apology, tags={"HANGUP"})
+                self._speak(APOLOGY, audio=lambda: apology, tags={Tag.HANGUP})
                 return
             self._finish(f"reply failed: {error}", CallStatus.FAILED, error=error)
             return
@@ -467,14 +468,14 @@ class VoiceLoop:
         return (("stt", self.stt), ("llm", self.llm), ("tts", self.tts))
 
     def _act_on_tags(self, out: ReplyOutput, now: float) -> None:
-        if "VOICEMAIL" in out.tags and not self.voicemail_reached:
+        if Tag.VOICEMAIL in out.tags and not self.voicemail_reached:
             self.voicemail_reached = True
             plan = self.voicemail
             if plan is not None and plan.action == "leave_message" and plan.message:
-                self._speak(plan.message, tags={"HANGUP"})
+                self._speak(plan.message, tags={Tag.HANGUP})
             else:
                 self._finish("voicemail", CallStatus.COMPLETED)
-        elif "HANGUP" in out.tags:
+        elif Tag.HANGUP in out.tags:
             self.hangup_at = now + self.voice.goodbye_grace_s
             if self.voicemail_reached:
                 self.hangup_reason = "voicemail: message left"

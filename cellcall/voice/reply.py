@@ -18,11 +18,11 @@ from dataclasses import dataclass, field, replace
 from cellcall.agent.agent import AgentTurn
 from cellcall.engines import ChatModel, Synthesizer, Transcript
 from cellcall.engines.sentences import Sentence, split_sentences
+from cellcall.tags import STOP_TAGS, Tag
 from cellcall.trace import TurnTrace
 from cellcall.voice.audio import StreamResampler
 from cellcall.voice.playback import Playback
 
-STOP_TAGS = frozenset({"HANGUP", "VOICEMAIL"})  # nothing after these is spoken
 MAX_SENTENCES = 2  # a phone reply is one or two sentences; a small model rambles on, costing CPU and the caller's patience
 NOT_WORDS = re.compile(r"[\W_]+")
 
@@ -235,9 +235,9 @@ class Reply:
         for sentence in sentences:
             if self.cancelled.is_set():
                 return
-            tags = sentence.tags if self.screen is not None else sentence.tags - {"VOICEMAIL"}
+            tags = sentence.tags if self.screen is not None else sentence.tags - {Tag.VOICEMAIL}
             self._add_tags(tags)
-            if "VOICEMAIL" in tags:
+            if Tag.VOICEMAIL in tags:
                 return  # a voicemail greeting: the loop decides what to say
             if sentence.text.strip():
                 index = self._add_sentence(sentence.text.strip())
