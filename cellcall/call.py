@@ -11,7 +11,6 @@ import copy
 import dataclasses
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,16 +131,9 @@ def answer_call(
 
 
 def _new_record(goal: Goal, number: str | None, direction: Direction) -> CallRecord:
-    return CallRecord(
-        call_id=uuid.uuid4().hex[:12],
-        goal=goal.name,
-        number=number,
-        direction=direction,
-        status=CallStatus.FAILED,
-        started=datetime.now(UTC),
-        goal_path=str(goal.path) if goal.path else None,
-        objective=goal.objective,
-        tags=list(goal.tags),
+    goal_path = str(goal.path) if goal.path else None
+    return CallRecord.new(
+        goal.name, number, direction, CallStatus.FAILED, goal_path=goal_path, objective=goal.objective, tags=list(goal.tags)
     )
 
 

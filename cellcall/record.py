@@ -6,8 +6,9 @@ Kept free of I/O so reports render in tests without a call, and so every layer a
 from __future__ import annotations
 
 import enum
+import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -115,6 +116,19 @@ class CallRecord:
     error: str | None = None
     tags: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, goal: str, number: str | None, direction: Direction, status: CallStatus, **fields: Any) -> CallRecord:
+        """A record for a call starting now, with a fresh id (the one way records are made)."""
+        return cls(
+            call_id=uuid.uuid4().hex[:12],
+            goal=goal,
+            number=number,
+            direction=direction,
+            status=status,
+            started=datetime.now(UTC),
+            **fields,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (enums as values, datetimes as ISO 8601)."""

@@ -10,8 +10,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 from cellcall.goal import Goal
@@ -83,13 +81,11 @@ def _latencies(folder: Path) -> list[TurnLatency]:
 
 
 def _record_for(goal: Goal | None, claim: Claim, status: CallStatus) -> CallRecord:
-    return CallRecord(
-        call_id=uuid.uuid4().hex[:12],
-        goal=goal.name if goal else Path(claim.source_name).stem,
-        number=goal.number if goal else claim.state.get("number"),
-        direction=Direction.OUTBOUND,
-        status=status,
-        started=datetime.now(UTC),
+    return CallRecord.new(
+        goal.name if goal else Path(claim.source_name).stem,
+        goal.number if goal else claim.state.get("number"),
+        Direction.OUTBOUND,
+        status,
         goal_path=str(claim.goal_file),
         objective=goal.objective if goal else "",
         tags=list(goal.tags) if goal else [],
@@ -126,13 +122,11 @@ def interrupted(outbox_root: Path, claim: Claim, goal: Goal | None, log: EventLo
 
 def missed(outbox_root: Path, number: str | None, reason: str, goal_name: str = "inbound") -> Path:
     """A missed inbound call (or one rejected by the caller lists) as its own outbox folder."""
-    record = CallRecord(
-        call_id=uuid.uuid4().hex[:12],
-        goal=goal_name,
-        number=number,
-        direction=Direction.INBOUND,
-        status=CallStatus.NO_ANSWER,
-        started=datetime.now(UTC),
+    record = CallRecord.new(
+        goal_name,
+        number,
+        Direction.INBOUND,
+        CallStatus.NO_ANSWER,
         hangup_reason=reason,
         summary=f"Missed call from {number or 'a withheld number'}.",
         outcome=reason,
