@@ -8,13 +8,10 @@ inference ever stalls the audio. Turns, latencies and states go to a listener as
 from __future__ import annotations
 
 import dataclasses
-import enum
-import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from cellcall.agent.agent import Agent
 from cellcall.agent.turn_end import turn_finished
@@ -29,6 +26,7 @@ from cellcall.trace import TurnTrace
 from cellcall.voice.audio import dbfs
 from cellcall.voice.echo import EchoGate
 from cellcall.voice.endpoint import Endpointer, EndpointEvent, EndpointKind
+from cellcall.voice.loop_types import LoopResult, Opening, State, VoicemailPlan, voicemail_screen
 from cellcall.voice.playback import Playback
 from cellcall.voice.recording import Recorder
 from cellcall.voice.reply import ModelParams, Reply, ReplyOutput, words_only
@@ -37,70 +35,11 @@ from cellcall.voice.vad import make_vad
 
 PREROLL_FRAMES = 15  # 300 ms kept before speech onset: the VAD's decision lags the first syllable
 LONG_GREETING_S = 4.0  # a first utterance longer than this may be a voicemail greeting: listen first
-VOICEMAIL_WORDS = re.compile(
-    r"leave (?:me |us )?a (?:message|voicemail)|after the (?:tone|beep)|not available|unavailable|"
-    r"voice ?mail|mailbox|can'?t (?:take|come to) (?:your|the) (?:call|phone)",
-    re.I,
-)
 APOLOGY = "I'm sorry, I'm having a technical problem and have to end the call. Goodbye."
 EARLY_COMMIT_MS = 100  # after the speculative pause, a turn whose words are finished is answered this much later
 NOISY_FLOOR_DB = -40.0  # a line whose noise floor is above this hides word ends: no early answers there
 HOLD_MS = 400  # past the endpoint, a turn whose words trail off ("my number is ...") waits this much longer
 HEARD_WAIT_S = 1.5  # at the end of a call, how long to wait for the last words' transcripts (the report must not wait)
-
-
-class State(str, enum.Enum):
-    LISTENING = "listening"
-    THINKING = "thinking"
-    SPEAKING = "speaking"
-    HANGING_UP = "hanging-up"
-
-
-@dataclass
-class Opening:
-    """How the agent opens. Filled in while the phone rings (text, then audio) and read when needed,
-    so a slow preparation never delays the call: whatever is ready by then is used."""
-
-    text: str | None  # None until the model has written it (goal without an opening line)
-    audio: list[bytes] | None = None  # pre-synthesised at the TTS's rate
-    speak_first: bool = False  # inbound: we answered, so we talk first
-    fallback: str = "Hello, this is an automated assistant."
-    prepared: threading.Event = field(default_factory=threading.Event)  # set when preparation ended
-    wait_s: float = 15.0  # how long a reply waits for audio in preparation before synthesising itself
-    apology: list[bytes] | None = None  # "sorry, I have to end the call", ready for when the engines fail
-
-    def line(self) -> tuple[str, Callable[[], list[bytes] | None]]:
-        """(text, audio source) to speak now. The audio source waits for a synthesis already under way
-        (one synthesis, not two competing for the CPU) and gives None if it is not this text's."""
-        text = self.text or self.fallback
-
-        def audio() -> list[bytes] | None:
-            self.prepared.wait(self.wait_s)
-            return self.audio if self.text == text else None
-
-        return text, audio
-
-
-@dataclass
-class VoicemailPlan:
-    action: str  # "hangup" | "leave_message"
-    message: str = ""
-
-
-@dataclass
-class LoopResult:
-    reason: str
-    status: CallStatus
-    error: str | None = None
-    tags: set[str] = field(default_factory=set)
-    turns: list[Turn] = field(default_factory=list)
-    latencies: list[TurnLatency] = field(default_factory=list)
-    barge_ins: list[float] = field(default_factory=list)  # monotonic times the caller cut the agent off
-
-
-def voicemail_screen(text: str) -> set[str]:
-    """Tags for a first utterance: {"VOICEMAIL"} when it reads like an answering machine."""
-    return {Tag.VOICEMAIL} if VOICEMAIL_WORDS.search(text) else set()
 
 
 class VoiceLoop:
