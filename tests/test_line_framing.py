@@ -73,3 +73,16 @@ def test_rate_detector_from_unaligned_arrivals(rate: int, bytes_per_s: int) -> N
 
 def test_nearest_rate() -> None:
     assert nearest_rate(15_000) == 8000 and nearest_rate(30_500) == 16000
+
+
+def test_downlink_queue_drops_the_oldest_frame_beyond_its_limit_and_times_out_empty() -> None:
+    from cellcall.line.framing import DownlinkQueue
+
+    frames = DownlinkQueue(limit=2)
+    for frame in (b"a", b"b", b"c"):
+        frames.push(frame)
+    assert frames.dropped == 1
+    assert [frames.read(0.0), frames.read(0.0), frames.read(0.01)] == [b"b", b"c", None]
+    frames.push(b"d")
+    frames.clear()
+    assert frames.read(0.0) is None

@@ -11,8 +11,8 @@ control never waits on audio and audio never waits on call control. Owners, one 
   handlers must stay quick). Each call gets a fresh `_Downlink` and `PacedWriter`, published by one
   assignment, so the reader never sees half of one. Teardown calls `detach` once the driver has
   stopped its control thread.
-- the frame queue: the reader appends (dropping the oldest beyond `frame_queue`), `read_frame` (the
-  call's thread) pops, both under `_frames_ready`.
+- the frame queue (`DownlinkQueue`, its own lock): the reader pushes (dropping the oldest beyond
+  `frame_queue`), `read_frame` (the call's thread) pops.
 - the uplink queue (`UplinkQueue`, its own lock): `write` fills it, the uplink-writer thread drains
   it; `clear_tx` (the call's thread) empties it and flushes the port (`PacedWriter.discard` locks).
 """
@@ -24,13 +24,12 @@ import os
 import select
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 
 import serial
 
 from cellcall.line import LineError, frame_bytes
-from cellcall.line.framing import RateDetector, Reframer
+from cellcall.line.framing import DownlinkQueue, RateDetector, Reframer
 from cellcall.line.pacing import PacedWriter, UplinkQueue
 from cellcall.line.threads import stop_thread
 
@@ -74,15 +73,12 @@ class CallAudio:
         on_lost: Callable[[str], None],
     ) -> None:
         self.sample_rate = 8000  # written by the audio-reader thread when a call's rate is measured
-        self.frames_dropped = 0
         self._rate_window_s = rate_window_s
-        self._frame_limit = frame_queue
         self._lead_ms = lead_ms
         self._on_tx_started = on_tx_started
         self._on_tx_idle = on_tx_idle
         self._on_lost = on_lost
-        self._frames: deque[bytes] = deque()
-        self._frames_ready = threading.Condition()
+        self._downlink = DownlinkQueue(frame_queue)
         self._txq = UplinkQueue(self.sample_rate)
         self._port: serial.Serial | None = None
         self._reader: threading.Thread | None = None
@@ -114,8 +110,7 @@ class CallAudio:
         port = self._port
         if port is None:
             raise LineError("the audio port is not open")
-        with self._frames_ready:
-            self._frames.clear()
+        self._downlink.clear()
         fd = port.fileno()
         writer = PacedWriter(
             self._txq,
@@ -187,20 +182,16 @@ class CallAudio:
             self._push_frame(frame)
 
     def _push_frame(self, frame: bytes) -> None:
-        with self._frames_ready:
-            if len(self._frames) >= self._frame_limit:
-                self._frames.popleft()
-                self.frames_dropped += 1
-            self._frames.append(frame)
-            self._frames_ready.notify()
+        self._downlink.push(frame)
+
+    @property
+    def frames_dropped(self) -> int:
+        return self._downlink.dropped
 
     # ---- the call's side (any thread) ----------------------------------------------------------
 
     def read_frame(self, timeout: float) -> bytes | None:
-        with self._frames_ready:
-            if not self._frames_ready.wait_for(lambda: bool(self._frames), timeout):
-                return None
-            return self._frames.popleft()
+        return self._downlink.read(timeout)
 
     def write(self, pcm: bytes, tag: object | None = None) -> None:
         self._txq.put(pcm, tag)

@@ -7,6 +7,9 @@ is measured, not trusted: VoLTE calls can arrive at 16 kHz whatever AT+CPCMFRM? 
 
 from __future__ import annotations
 
+import threading
+from collections import deque
+
 from cellcall.line import SAMPLE_WIDTH
 
 RATES = (8000, 16000)
@@ -69,3 +72,34 @@ class RateDetector:
 def nearest_rate(bytes_per_s: float) -> int:
     """The standard rate whose s16le byte rate is closest to `bytes_per_s`."""
     return min(RATES, key=lambda rate: abs(rate * SAMPLE_WIDTH - bytes_per_s))
+
+
+class DownlinkQueue:
+    """The received 20 ms frames between a transport's audio thread and the call: bounded, oldest dropped.
+
+    The audio thread `push`es, the call's thread `read`s (waiting up to a timeout); both under one
+    condition, so neither ever blocks the other for longer than a deque operation."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.dropped = 0  # frames lost because the call read too slowly
+        self._frames: deque[bytes] = deque()
+        self._ready = threading.Condition()
+
+    def push(self, frame: bytes) -> None:
+        with self._ready:
+            if len(self._frames) >= self.limit:
+                self._frames.popleft()
+                self.dropped += 1
+            self._frames.append(frame)
+            self._ready.notify()
+
+    def read(self, timeout: float) -> bytes | None:
+        with self._ready:
+            if not self._ready.wait_for(lambda: bool(self._frames), timeout):
+                return None
+            return self._frames.popleft()
+
+    def clear(self) -> None:
+        with self._ready:
+            self._frames.clear()

@@ -22,8 +22,6 @@ import enum
 import logging
 import queue
 import re
-import threading
-from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -33,6 +31,7 @@ from baresip.runtime import Runtime
 from baresip.ua import UserAgent
 
 from cellcall.line import LineError, LineEvent, LineEventKind, LineStatus
+from cellcall.line.framing import DownlinkQueue
 from cellcall.line.pacing import UplinkQueue
 from cellcall.line.sip.media import MediaPump
 from cellcall.line.sip.options import SipOptions, network_text, peer_number
@@ -63,8 +62,7 @@ class SipLine:
         self.options = options
         self.sample_rate = 8000
         self._events: queue.Queue[LineEvent] = queue.Queue()
-        self._frames: deque[bytes] = deque()
-        self._frames_ready = threading.Condition()
+        self._downlink = DownlinkQueue(FRAME_QUEUE)
         self._txq = UplinkQueue(self.sample_rate)
         self._stack: StackThread | None = None
         self._runtime: Runtime | None = None
@@ -77,7 +75,6 @@ class SipLine:
         self._lost_pending = False
         self._pump: MediaPump | None = None
         self._codec = ""
-        self.frames_dropped = 0
 
     # ---- lifecycle ---------------------------------------------------------------------------
 
@@ -330,8 +327,7 @@ class SipLine:
         self.sample_rate = info.rx_sample_rate if info.rx_sample_rate in (8000, 16000) else 8000
         self._codec = f"{info.rx_sample_rate} Hz"
         self._txq.set_sample_rate(self.sample_rate)
-        with self._frames_ready:
-            self._frames.clear()
+        self._downlink.clear()
         self._pump = MediaPump(
             call.audio,
             self.sample_rate,
@@ -393,18 +389,14 @@ class SipLine:
             self._emit(LineEventKind.TX_IDLE)
 
     def _push_frame(self, frame: bytes) -> None:
-        with self._frames_ready:
-            if len(self._frames) >= FRAME_QUEUE:
-                self._frames.popleft()
-                self.frames_dropped += 1
-            self._frames.append(frame)
-            self._frames_ready.notify()
+        self._downlink.push(frame)
+
+    @property
+    def frames_dropped(self) -> int:
+        return self._downlink.dropped
 
     def read_frame(self, timeout: float) -> bytes | None:
-        with self._frames_ready:
-            if not self._frames_ready.wait_for(lambda: bool(self._frames), timeout):
-                return None
-            return self._frames.popleft()
+        return self._downlink.read(timeout)
 
     def write(self, pcm: bytes, tag: object | None = None) -> None:
         self._txq.put(pcm, tag)
