@@ -12,7 +12,7 @@ from cellcall.agent.agent import Agent
 from cellcall.agent.dialogue import normalised
 from cellcall.config import VoiceSettings
 from cellcall.engines import EngineError
-from cellcall.goal import load_goal
+from cellcall.goal import Goal, load_goal
 from cellcall.record import CallStatus, Speaker
 from cellcall.voice.loop import LoopResult, Opening, VoiceLoop, VoicemailPlan
 from cellcall.voice.reply import ModelParams
@@ -46,20 +46,28 @@ def run_call(
     llm: FakeLlm | None = None,
     style: str = "scripted",
     tts: FakeTts | None = None,
+    goal: Goal = DENTIST,
+    opening: Opening | None = None,
+    served: tuple[str, str, str] | None = None,  # (stt, llm, tts) as failover engines behind a relay report it
 ) -> tuple[LoopResult, FakeLine, FakeStt, Events]:
     line = FakeLine(script)
     stt = FakeStt(line)
-    opening = Opening(OPENING)
-    opening.prepared.set()  # no pre-synthesised audio: the reply synthesises the line itself
+    tts = tts or FakeTts()
+    llm = llm or FakeLlm()
+    if served is not None:
+        stt.last_served, llm.last_served, tts.last_served = served  # type: ignore[attr-defined]
+    if opening is None:
+        opening = Opening(OPENING)
+        opening.prepared.set()  # no pre-synthesised audio: the reply synthesises the line itself
     events = Events()
     settings = voice or VoiceSettings(post_dial_delay_s=1.0, silence_timeout_s=4.0, max_duration_s=30.0)
     loop = VoiceLoop(
         line,
         stt,
-        tts or FakeTts(),
-        llm or FakeLlm(),
+        tts,
+        llm,
         settings,
-        Agent(DENTIST, style),
+        Agent(goal, style),
         ModelParams(60, 0.2),
         opening,
         voicemail=voicemail,
@@ -104,26 +112,7 @@ def test_the_caller_barging_in_cuts_the_reply_and_the_cut_is_recorded() -> None:
         ]
     )
     long_reply = dataclasses.replace(DENTIST, objective="Move Sam's cleaning " + "to a much better time " * 6)
-    line = FakeLine(script)
-    opening = Opening(OPENING)
-    opening.prepared.set()
-    events = Events()
-    loop = VoiceLoop(
-        line,
-        FakeStt(line),
-        FakeTts(),
-        FakeLlm(),
-        VoiceSettings(post_dial_delay_s=1.0, silence_timeout_s=2.0),
-        Agent(long_reply),
-        ModelParams(60, 0.2),
-        opening,
-        listener=events,
-    )
-    line.start()
-    try:
-        result = loop.run()
-    finally:
-        line.close()
+    result, line, _, _ = run_call(script, goal=long_reply, voice=VoiceSettings(post_dial_delay_s=1.0, silence_timeout_s=2.0))
     assert result.barge_ins and line.cleared >= 1
     cut = [turn for turn in result.turns if turn.barged_in]
     assert cut and cut[0].spoken_text is not None and len(cut[0].spoken_text) <= len(cut[0].text)
@@ -247,28 +236,8 @@ def test_engines_behind_a_relay_say_who_served_each_reply() -> None:
     script = Script(
         [Say("Bright Smile Dental.", 0.8, pause_s=0.2, wait_for_agent=False), Say("Bye.", 0.5)], hangup_when_done=True
     )
-    line = FakeLine(script)
-    stt, tts, llm = FakeStt(line), FakeTts(), FakeLlm()
-    stt.last_served, tts.last_served, llm.last_served = "relay", "relay", "local"  # type: ignore[attr-defined]
-    opening = Opening(OPENING)
-    opening.prepared.set()
-    events = Events()
-    loop = VoiceLoop(
-        line,
-        stt,
-        tts,
-        llm,
-        VoiceSettings(post_dial_delay_s=1.0, silence_timeout_s=3.0),
-        Agent(DENTIST),
-        ModelParams(60, 0.2),
-        opening,
-        listener=events,
-    )
-    line.start()
-    try:
-        loop.run()
-    finally:
-        line.close()
+    voice = VoiceSettings(post_dial_delay_s=1.0, silence_timeout_s=3.0)
+    _, _, _, events = run_call(script, voice=voice, served=("relay", "local", "relay"))
     assert events.latencies and events.latencies[0].served_by == "stt=relay llm=local tts=relay"
 
 
@@ -281,26 +250,11 @@ class BrokenTts(FakeTts):
 
 def test_engines_that_fail_mid_call_get_an_apology_then_a_failed_hang_up() -> None:
     script = Script([Say("Bright Smile Dental.", 0.8, pause_s=0.2, wait_for_agent=False), Say("What is it about?", 1.0)])
-    line = FakeLine(script)
     opening = Opening(OPENING, audio=list(FakeTts().synthesize(OPENING)))
     opening.apology = list(FakeTts().synthesize("sorry"))  # made while it rang, as OpeningPrep does
     opening.prepared.set()
-    loop = VoiceLoop(
-        line,
-        FakeStt(line),
-        BrokenTts(),
-        FakeLlm(),
-        VoiceSettings(post_dial_delay_s=1.0, silence_timeout_s=5.0),
-        Agent(DENTIST),
-        ModelParams(60, 0.2),
-        opening,
-        listener=Events(),
-    )
-    line.start()
-    try:
-        result = loop.run()
-    finally:
-        line.close()
+    voice = VoiceSettings(post_dial_delay_s=1.0, silence_timeout_s=5.0)
+    result, _, _, _ = run_call(script, voice=voice, tts=BrokenTts(), opening=opening)
     assert result.status is CallStatus.FAILED and result.reason.startswith(
         "engines failed, apologised: EngineError: relay failed"
     )
