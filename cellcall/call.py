@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import cast
 
 from cellcall.agent.agent import Agent
+from cellcall.answering.screen import AnsweringPlan
 from cellcall.config import Settings
 from cellcall.engines import ChatModel, Synthesizer, Transcriber
 from cellcall.engines.cache import Engines, shared_engines
@@ -27,7 +28,7 @@ from cellcall.observe import CallObserver, Fanout
 from cellcall.outbox import CallOutbox
 from cellcall.policy import DialLedger, PolicyRefusal, check_dial
 from cellcall.record import CallRecord, CallStatus, Direction, Turn, TurnLatency
-from cellcall.voice.loop import LoopResult, VoiceLoop, VoicemailPlan
+from cellcall.voice.loop import LoopResult, VoiceLoop
 from cellcall.voice.opening import OpeningPrep
 from cellcall.voice.recording import Recorder
 from cellcall.voice.reply import ModelParams
@@ -39,6 +40,7 @@ EXIT_CODES = {
     CallStatus.BUSY: 4,
     CallStatus.REFUSED: 5,
     CallStatus.INTERRUPTED: 130,
+    CallStatus.VOICEMAIL: 6,
 }
 INBOUND_ANSWER_TIMEOUT_S = 10.0
 OPENING_JOIN_S = 30.0  # a busy or unanswered call waits this long at most for the opening's models
@@ -227,7 +229,6 @@ class _Session:
             return ended
         assert models is not None
         stt, tts, llm = models
-        plan = self.goal.voicemail
         loop = VoiceLoop(
             self.line,
             stt,
@@ -237,7 +238,7 @@ class _Session:
             self.agent,
             ModelParams(self.settings.llm.max_tokens, self.settings.llm.temperature),
             self._prep().opening,
-            voicemail=VoicemailPlan(plan.action, plan.message) if plan else None,
+            answering=self._answering_plan(),
             language=self.goal.language,
             listener=Fanout(_OutboxWriter(self), self.observer),
             stop=self.stop,
@@ -251,7 +252,7 @@ class _Session:
                 CallStatus.FAILED,
                 f"{type(exc).__name__}: {exc}",
                 set(loop.tags),
-                list(loop.turns),
+                list(loop.transcript.turns),
                 list(loop.latencies),
                 list(loop.barge_ins),
             )
@@ -262,6 +263,15 @@ class _Session:
             self._hangup()
         self.record.duration_s = round(time.monotonic() - answered_at, 1)
         return self._end(result.status, result.reason, error=result.error)
+
+    def _answering_plan(self) -> AnsweringPlan | None:
+        """Outbound: what to do when a mailbox, a menu or hold answers (inbound: a person called us)."""
+        goal = self.goal
+        if self.record.direction is not Direction.OUTBOUND:
+            return None
+        rule = goal.voicemail
+        message = rule.message if rule is not None and rule.action == "leave_message" else None
+        return AnsweringPlan(message, tuple(goal.keys), goal.menu, goal.objective, goal.hangup.hold_max_s)
 
     def _models_while_listening(self) -> tuple[Models | None, list[tuple[bytes, float]], CallResult | None]:
         """Wait for the models (normally loaded while it rang), keeping the caller's first words meanwhile.
@@ -326,6 +336,7 @@ class _Session:
         if result is not None:
             record.turns, record.latency = result.turns, result.latencies
             record.extra["barge_ins"] = len(result.barge_ins)
+            record.answered_by, record.dtmf_sent = result.answered_by, list(result.dtmf_sent)
             self._summarise(result.tags)
         if self.recorder is not None and self.settings.outbox.audio:
             caller, agent = self.recorder.tracks()

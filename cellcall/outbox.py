@@ -67,6 +67,8 @@ def report_frontmatter(record: CallRecord) -> dict[str, Any]:
         "duration_s": round(record.duration_s, 1),
         "turns": sum(1 for turn in record.turns if turn.speaker is not Speaker.SYSTEM),
         "hangup_reason": record.hangup_reason,
+        **({"answered_by": record.answered_by} if record.answered_by else {}),
+        **({"dtmf_sent": list(record.dtmf_sent)} if record.dtmf_sent else {}),
         "latency_p50_ms": latency_p50s(record),
         "tags": list(record.tags),
     }

@@ -19,6 +19,7 @@ class CallStatus(str, enum.Enum):
     FAILED = "failed"
     REFUSED = "refused"
     INTERRUPTED = "interrupted"
+    VOICEMAIL = "voicemail"  # a mailbox answered (a message left or not: see hangup_reason)
 
 
 class ObjectiveMet(str, enum.Enum):
@@ -107,6 +108,8 @@ class CallRecord:
     objective_evidence: list[Evidence] = field(default_factory=list)  # what the other party said, verbatim
     duration_s: float = 0.0
     hangup_reason: str = ""  # e.g. "agent [HANGUP]", "remote hang-up", "silence timeout", "policy: ..."
+    answered_by: str = ""  # outbound, once answered: human | voicemail | ivr | unknown
+    dtmf_sent: list[str] = field(default_factory=list)  # keys the agent pressed, in order
     summary: str = ""
     outcome: str = ""
     facts: list[Fact] = field(default_factory=list)

@@ -10,6 +10,8 @@ class Tag(str, enum.Enum):
     HANGUP = "HANGUP"  # say goodbye, then hang up once it has played
     OBJECTIVE_MET = "OBJECTIVE_MET"  # the agent believes it is done (never evidence for the report)
     VOICEMAIL = "VOICEMAIL"  # an answering machine answered
+    DTMF = "DTMF"  # press keys: "[DTMF 2]" (the keys ride in the reply's `keys`, never spoken)
+    SCREENED = "SCREENED"  # the far end's words were a machine's (a menu, a mailbox, hold): not answered
 
 
-STOP_TAGS = frozenset({Tag.HANGUP, Tag.VOICEMAIL})  # nothing after these is spoken
+STOP_TAGS = frozenset({Tag.HANGUP, Tag.VOICEMAIL, Tag.SCREENED})  # nothing after these is spoken

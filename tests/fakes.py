@@ -28,9 +28,13 @@ FRAME_S = FRAME_MS / 1000
 
 
 def speech_like(seconds: float, peak: int, rate: int = RATE) -> bytes:
-    """A 120 Hz harmonic complex with a 4 Hz syllable envelope: speech to the VAD, a key to FakeStt."""
+    """A harmonic complex around 120 Hz with a 4 Hz syllable envelope: speech to the VAD, a key to FakeStt.
+
+    Its sound changes every 100 ms (a formant moves between vowels) as a voice's does, so the answering
+    screen's music detector does not take it for a held note."""
     t = np.arange(int(seconds * rate)) / rate
-    tone = sum(np.sin(2 * np.pi * 120 * k * t) / k for k in range(1, 25))
+    formant = np.array([400.0, 900.0, 600.0, 1400.0])[(t / 0.1).astype(int) % 4]
+    tone = sum(np.sin(2 * np.pi * 120 * k * t) / k * (1 + 3 * np.exp(-(((120 * k - formant) / 150) ** 2))) for k in range(1, 25))
     envelope = 0.55 + 0.45 * np.sin(2 * np.pi * 4 * t)
     wave = tone * envelope
     wave = wave / np.max(np.abs(wave)) * peak

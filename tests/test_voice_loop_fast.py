@@ -10,11 +10,12 @@ from fakes import FakeLine, FakeLlm, FakeStt, FakeTts, Say, Script
 
 from cellcall.agent.agent import Agent
 from cellcall.agent.dialogue import normalised
+from cellcall.answering.screen import AnsweringPlan
 from cellcall.config import VoiceSettings
 from cellcall.engines import EngineError
 from cellcall.goal import Goal, load_goal
 from cellcall.record import CallStatus, Speaker
-from cellcall.voice.loop import LoopResult, Opening, VoiceLoop, VoicemailPlan
+from cellcall.voice.loop import LoopResult, Opening, VoiceLoop
 from cellcall.voice.reply import ModelParams
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +43,7 @@ def run_call(
     script: Script,
     *,
     voice: VoiceSettings | None = None,
-    voicemail: VoicemailPlan | None = None,
+    answering: AnsweringPlan | None = AnsweringPlan(),  # an outbound call: who answers is screened
     llm: FakeLlm | None = None,
     style: str = "scripted",
     tts: FakeTts | None = None,
@@ -70,7 +71,7 @@ def run_call(
         Agent(goal, style),
         ModelParams(60, 0.2),
         opening,
-        voicemail=voicemail,
+        answering=answering,
         listener=events,
     )
     line.start()
@@ -152,7 +153,7 @@ def test_a_voicemail_greeting_gets_the_goal_message_then_a_hang_up() -> None:
             ),
         ]
     )
-    result, line, _, _ = run_call(script, voicemail=VoicemailPlan("leave_message", "Please call Sam back at 555 0100."))
+    result, line, _, _ = run_call(script, answering=AnsweringPlan("Please call Sam back at 555 0100."))
     assert result.reason == "voicemail: message left"
     assert agent_lines(result)[-1] == "Please call Sam back at 555 0100."
     assert line.agent_seconds() > 0

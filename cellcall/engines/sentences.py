@@ -2,8 +2,8 @@
 
 TTS starts on the first complete sentence instead of the whole reply, which is most of the
 perceived latency of a streamed answer. The model signals call control with inline tags
-([HANGUP], [OBJECTIVE_MET], [VOICEMAIL]); they may arrive split across tokens ("[HANG", "UP]"),
-so text that could still become a tag is held back until it is decided.
+([HANGUP], [OBJECTIVE_MET], [VOICEMAIL], [DTMF 2] to press keys); they may arrive split across tokens
+("[HANG", "UP]"), so text that could still become a tag is held back until it is decided.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ FIRST_CUT_CHARS = 60  # a first sentence longer than this is cut at a comma to s
 _MIN_CLAUSE_CHARS = 12  # never cut a first clause shorter than this
 
 _TAG = re.compile(r"\[\s*(HANG[\s_-]*UP|OBJECTIVE[\s_-]*MET|VOICE[\s_-]*MAIL)\s*\]", re.I)
+_DTMF = re.compile(r"\[\s*DTMF[\s:=_-]*([0-9*#A-D]{1,16})\s*\]", re.I)
 _END = re.compile(r"[.!?]+[\"')\]]*(?=\s)|\n+")
 _COMMA = re.compile(r"[,;:](?=\s)")
 _ABBREVIATIONS = frozenset("mr mrs ms dr st jr sr vs etc e.g i.e a.m p.m no approx appt dept inc ltd co mt ft ave blvd".split())
@@ -30,6 +31,7 @@ class Sentence:
 
     text: str
     tags: frozenset[str]
+    keys: str = ""  # DTMF keys a [DTMF n] tag asked for
 
 
 def _canonical(tag_text: str) -> str:
@@ -39,7 +41,7 @@ def _canonical(tag_text: str) -> str:
 
 def _could_be_tag(fragment: str) -> bool:
     """True when `fragment` (starting at '[') may still grow into a control tag."""
-    letters = re.sub(r"[\s_-]", "", fragment[1:]).upper()
+    letters = re.sub(r"[\s_:=0-9*#-]", "", fragment[1:]).upper()
     return len(fragment) < 24 and any(tag.replace("_", "").startswith(letters) for tag in TAGS)
 
 
@@ -62,6 +64,7 @@ class SentenceSplitter:
     def __init__(self, first_cut_chars: int = FIRST_CUT_CHARS) -> None:
         self._buffer = ""
         self._tags: set[str] = set()
+        self._keys = ""
         self._emitted = 0
         self._first_cut_chars = first_cut_chars
 
@@ -85,7 +88,10 @@ class SentenceSplitter:
     def _lift_tags(self) -> None:
         for match in _TAG.finditer(self._buffer):
             self._tags.add(_canonical(match.group(1)))
-        self._buffer = _TAG.sub(" ", self._buffer)
+        for match in _DTMF.finditer(self._buffer):
+            self._tags.add(Tag.DTMF.value)
+            self._keys += match.group(1).upper()
+        self._buffer = _DTMF.sub(" ", _TAG.sub(" ", self._buffer))
 
     def _decided_length(self) -> int:
         """Length of the buffer prefix that can no longer be part of a pending tag."""
@@ -110,8 +116,9 @@ class SentenceSplitter:
         spoken = _clean(text)
         if not spoken and not final:
             return []
-        sentence = Sentence(spoken, frozenset(self._tags))
+        sentence = Sentence(spoken, frozenset(self._tags), self._keys)
         self._tags.clear()
+        self._keys = ""
         self._emitted += 1
         return [sentence]
 

@@ -24,9 +24,10 @@ PREAMBLE_SECTION = "Notes"
 
 KEYS = (
     "number", "persona", "objective", "opening", "hangup", "voicemail", "retry", "not_before",
-    "not_after", "language", "voice", "llm", "stt", "tts", "tags", "id", "direction", "line",
+    "not_after", "language", "voice", "llm", "stt", "tts", "tags", "id", "direction", "line", "menu", "keys",
 )  # fmt: skip
-HANGUP_KEYS = ("max_duration_s", "silence_timeout_s", "when")
+HANGUP_KEYS = ("max_duration_s", "silence_timeout_s", "hold_max_s", "when")
+DEFAULT_HOLD_MAX_S = 600.0
 VOICEMAIL_KEYS = ("action", "message")
 VOICEMAIL_ACTIONS = ("hangup", "leave_message")
 RETRY_KEYS = ("attempts", "backoff_s", "on")
@@ -61,6 +62,7 @@ class GoalError(ValueError):
 class HangupRules:
     max_duration_s: float | None = None  # None: the configured voice.max_duration_s
     silence_timeout_s: float | None = None  # None: the configured voice.silence_timeout_s
+    hold_max_s: float = DEFAULT_HOLD_MAX_S  # on hold (music, "please hold") this long: hang up
     when: list[str] = field(default_factory=list)
 
 
@@ -98,6 +100,8 @@ class Goal:
     tags: list[str] = field(default_factory=list)
     id: str | None = None
     sections: dict[str, str] = field(default_factory=dict)
+    menu: str | None = None  # the phone menu's option to take ("appointments"), matched against what it offers
+    keys: list[str] = field(default_factory=list)  # DTMF to press, one group per menu heard ("2", then "1")
     direction: str = "outbound"
     line: str | None = None  # fleet routing: the line name or caller id that must place the call
 

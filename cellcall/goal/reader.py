@@ -24,6 +24,7 @@ from markdown_it import MarkdownIt
 
 from cellcall.config import LlmSettings, PolicySettings, SttSettings, TtsSettings
 from cellcall.goal.model import (
+    DEFAULT_HOLD_MAX_S,
     DEFAULT_PERSONA,
     DIRECTIONS,
     HANGUP_KEYS,
@@ -54,6 +55,7 @@ OVERRIDES: dict[str, tuple[type, tuple[str, ...]]] = {
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 MAX_SHORT_TEXT = 200
+_DTMF_GROUP = re.compile(r"[0-9*#A-D]{1,32}")
 MAX_TAG = 40
 
 
@@ -149,6 +151,8 @@ class _Reader:
             id=goal_id,
             direction=direction,
             line=self.text(top, "line", limit=MAX_SHORT_TEXT),
+            menu=self.text(top, "menu", limit=MAX_SHORT_TEXT),
+            keys=self.keys(top),
         )
         if goal.not_before and goal.not_after and goal.not_after <= goal.not_before:
             self.add(top["not_after"][1], "not_after", "not_after must be later than not_before")
@@ -293,8 +297,21 @@ class _Reader:
         return HangupRules(
             max_duration_s=self.positive(entries, "max_duration_s", "hangup."),
             silence_timeout_s=self.positive(entries, "silence_timeout_s", "hangup."),
+            hold_max_s=self.positive(entries, "hold_max_s", "hangup.") or DEFAULT_HOLD_MAX_S,
             when=self.strings(entries, "when", "hangup."),
         )
+
+    def keys(self, top: dict[str, _Entry]) -> list[str]:
+        """DTMF groups, one per phone menu: "2", "2 1" or "1234#" (keys 0-9 * # A-D)."""
+        if "keys" not in top or top["keys"][0] is None:
+            return []
+        value, line, _ = top["keys"]
+        text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        groups = re.split(r"[\s,]+", text.strip().upper()) if isinstance(text, str) else []
+        if not groups or not all(_DTMF_GROUP.fullmatch(group) for group in groups) or len(text) > MAX_SHORT_TEXT:
+            self.add(line, "keys", f'keys must be phone keys (0-9 * # A-D), one group per menu, like "2" or "2 1"; got {value!r}')
+            return []
+        return groups
 
     def voicemail(self, top: dict[str, _Entry]) -> VoicemailRule | None:
         entries = self.section(top, "voicemail", VOICEMAIL_KEYS)

@@ -100,5 +100,8 @@ class Line(Protocol):
     def clear_tx(self) -> None:
         """Drop queued uplink audio and reset the port's output buffer (barge-in)."""
 
+    def send_dtmf(self, digits: str) -> None:
+        """Press phone keys during the answered call (AT+VTS on the modem, RFC 4733 on SIP); blocks until sent."""
+
     def tx_queued_ms(self) -> float:
         """Milliseconds of uplink audio still queued on the host side."""

@@ -12,29 +12,32 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from cellcall.agent.agent import Agent
 from cellcall.agent.turn_end import turn_finished
+from cellcall.answering.screen import Act, AnsweringPlan, AnswerScreen
 from cellcall.config import VoiceSettings
 from cellcall.engines import ChatModel, Synthesizer, Transcriber
 from cellcall.line import FRAME_MS, Line, LineEvent, LineEventKind
 from cellcall.observe import CallObserver
-from cellcall.record import CallStatus, Speaker, Turn, TurnLatency
+from cellcall.record import CallStatus, Speaker, TurnLatency
 from cellcall.relay.engines import served_label
 from cellcall.tags import Tag
 from cellcall.trace import TurnTrace
 from cellcall.voice.audio import dbfs
 from cellcall.voice.echo import EchoGate
 from cellcall.voice.endpoint import Endpointer, EndpointEvent, EndpointKind
-from cellcall.voice.loop_types import LoopResult, Opening, State, VoicemailPlan, voicemail_screen
+from cellcall.voice.keypad import KeyPad
+from cellcall.voice.loop_types import LoopResult, Opening, State
 from cellcall.voice.playback import Playback
 from cellcall.voice.recording import Recorder
-from cellcall.voice.reply import ModelParams, Reply, ReplyOutput, words_only
+from cellcall.voice.reply import ModelParams, Reply, ReplyOutput
+from cellcall.voice.transcript import Transcript
 from cellcall.voice.utterance import Ticket, TranscriptionWorker, Utterance
 from cellcall.voice.vad import make_vad
 
 PREROLL_FRAMES = 15  # 300 ms kept before speech onset: the VAD's decision lags the first syllable
-LONG_GREETING_S = 4.0  # a first utterance longer than this may be a voicemail greeting: listen first
 APOLOGY = "I'm sorry, I'm having a technical problem and have to end the call. Goodbye."
 EARLY_COMMIT_MS = 100  # after the speculative pause, a turn whose words are finished is answered this much later
 NOISY_FLOOR_DB = -40.0  # a line whose noise floor is above this hides word ends: no early answers there
@@ -56,7 +59,7 @@ class VoiceLoop:
         params: ModelParams,
         opening: Opening | None,
         *,
-        voicemail: VoicemailPlan | None = None,
+        answering: AnsweringPlan | None = None,
         language: str | None = None,
         listener: CallObserver,
         stop: threading.Event | None = None,
@@ -67,7 +70,7 @@ class VoiceLoop:
         self.agent = agent  # written only here, on the loop thread; replies get frozen views
         self.params = params
         self.opening = opening
-        self.voicemail = voicemail
+        self.answering = answering  # outbound: who answered decides what to do (None: inbound, a person called)
         self.language = language
         self.listener = listener
         self.stop = stop or threading.Event()
@@ -76,7 +79,7 @@ class VoiceLoop:
         self.endpointer = Endpointer(voice.min_speech_ms, voice.speculative_silence_ms, voice.endpoint_silence_ms)
         self.speculate = voice.speculative_silence_ms < voice.endpoint_silence_ms
         self.result: LoopResult | None = None
-        self.turns: list[Turn] = []
+        self.transcript = Transcript(listener, self.t0)
         self.latencies: list[TurnLatency] = []
         self.tags: set[str] = set()
         self.utterance: Utterance | None = None
@@ -87,6 +90,8 @@ class VoiceLoop:
         self.opening_used = opening is None
         self.agent_has_spoken = False
         self.voicemail_reached = False
+        self.keypad = KeyPad(line)
+        self._message: Reply | None = None  # the mailbox message, synthesised while the greeting plays
         self.hangup_at: float | None = None
         self.hangup_reason = ""
         self.engine_error: str | None = None  # the engines failed mid-call: the apology plays, then the call fails
@@ -95,7 +100,6 @@ class VoiceLoop:
         self._preroll: deque[bytes] = deque(maxlen=PREROLL_FRAMES)
         self._state: State | None = None
         self._ticket_of: dict[Reply, Ticket] = {}  # the transcription behind each reply
-        self._heard: list[tuple[Ticket, float]] = []  # committed caller turns whose words are on their way
         self._paused_at: float | None = None  # when the current turn's speculative pause began
         self._hold_until: float | None = None  # the endpoint, deferred because the words trail off
         self._early: Utterance | None = None  # a turn answered early: the caller may still go on with it
@@ -112,6 +116,7 @@ class VoiceLoop:
         self.echo = EchoGate(rate, margin_db=self.voice.echo_margin_db)
         self.recorder = Recorder(rate, self.t0)
         self.playback = Playback(self.line, self.echo, self.recorder)
+        self.screen = AnswerScreen.for_plan(self.answering, rate, self.t0) if self.answering is not None else None
 
     # ---- the frame loop -------------------------------------------------------------------------
 
@@ -129,7 +134,7 @@ class VoiceLoop:
             if frame is not None and self.result is None:
                 self._on_frame(frame, now)
             if self.result is None:
-                self._poll_heard()
+                self.transcript.collect()
                 self._poll_reply(now)
                 self._check_timers(now)
         self._wind_down()
@@ -145,6 +150,8 @@ class VoiceLoop:
         caller = self.echo.judge(level, self.vad.is_speech(frame, level), now)
         if caller:
             self.last_activity = now
+        if self.screen is not None:
+            self._on_act(self.screen.feed(frame, now, caller), now)
         self._watch_barge_in(caller, now)
         event = self.endpointer.push(caller, now)
         if event is not None and event.kind is EndpointKind.SPEECH_START:
@@ -267,37 +274,24 @@ class VoiceLoop:
     def _reply_to(self, utterance: Utterance, trace: TurnTrace, committed: bool) -> Reply:
         """The reply to a caller utterance: the opening line after a hello, else the model's answer."""
         ticket = self.transcriber.request(utterance)
-        # only a long first utterance may be an answering machine (and only then is the LLM's word taken)
-        long_first = not self.agent_has_spoken and utterance.seconds(self.rate) > LONG_GREETING_S
-        screen = voicemail_screen if long_first else None
+        screen = self.screen.words_filter() if self.screen is not None else None  # a machine's words get no answer
+        how: dict[str, Any]
         if not self.opening_used and self.opening is not None:
             text, audio = self.opening.line()
-            reply = Reply(
-                self.replies + 1,
-                self.playback,
-                self.tts,
-                self.rate,
-                listen=ticket.wait,
-                script=text,
-                script_audio=audio,
-                screen=screen,
-                trace=trace,
-                committed=committed,
-            )
+            how = {"script": text, "script_audio": audio}
         else:
-            reply = Reply(
-                self.replies + 1,
-                self.playback,
-                self.tts,
-                self.rate,
-                think=self.agent.view().turn,
-                llm=self.llm,
-                params=self.params,
-                screen=screen,
-                listen=ticket.wait,
-                trace=trace,
-                committed=committed,
-            )
+            how = {"think": self.agent.view().turn, "llm": self.llm, "params": self.params}
+        reply = Reply(
+            self.replies + 1,
+            self.playback,
+            self.tts,
+            self.rate,
+            listen=ticket.wait,
+            screen=screen,
+            trace=trace,
+            committed=committed,
+            **how,
+        )
         reply.on_air.heard_at = utterance.start
         self._ticket_of[reply] = ticket
         self.last_reply = reply
@@ -312,18 +306,19 @@ class VoiceLoop:
             if hold_words:
                 self._early_words = (reply, words)
             else:
-                self._heard.append(words)
+                self.transcript.expect(words)
         reply.commit()
         self._set_state(State.THINKING)
 
     def _speak(self, text: str, audio: Callable[[], list[bytes] | None] | None = None, tags: set[str] | None = None) -> None:
-        """Say a fixed line (opening after the post-dial wait, voicemail message)."""
-        reply = Reply(
-            self.replies + 1, self.playback, self.tts, self.rate, script=text, script_audio=audio, tags=frozenset(tags or ())
-        )
-        self.last_reply = reply
-        self.reply = reply.start()
-        self._commit(reply)
+        """Say a fixed line now (the opening after the post-dial wait, the apology)."""
+        self.last_reply = self.reply = self._fixed_line(text, audio, tags)
+        self._commit(self.reply)
+
+    def _fixed_line(self, text: str, audio: Callable[[], list[bytes] | None] | None, tags: set[str] | None) -> Reply:
+        """A line the agent says as written, synthesising at once (held until committed)."""
+        tags_of = frozenset(tags or ())
+        return Reply(self.replies + 1, self.playback, self.tts, self.rate, script=text, script_audio=audio, tags=tags_of).start()
 
     # ---- replies ---------------------------------------------------------------------------------
 
@@ -347,19 +342,6 @@ class VoiceLoop:
             return
         self._close_reply(reply, now, cut=False)
 
-    def _poll_heard(self, wait_s: float = 0.0) -> None:
-        """The caller's words go to the transcript as soon as their transcription is done (whatever
-        became of the reply: a cut or cancelled reply still heard them)."""
-        deadline = time.monotonic() + wait_s
-        for ticket, start in list(self._heard):
-            if not ticket.done.wait(max(0.0, deadline - time.monotonic())):
-                continue
-            self._heard.remove((ticket, start))
-            heard = ticket.result if ticket.error is None else None
-            text = words_only(heard.text) if heard is not None else ""
-            if text:
-                self._record(Speaker.CALLER, text, start - self.t0)
-
     def _close_reply(self, reply: Reply, now: float, cut: bool, heard_again: bool = False) -> None:
         """The reply is over (played out, or cut): record what was said and act on its tags.
 
@@ -372,10 +354,10 @@ class VoiceLoop:
         out = reply.output()
         spoken = reply.on_air.spoken(out)
         if out.sentences and (spoken or not cut):  # a reply dropped before its first word was never said
-            self._record(
+            self.transcript.add(
                 Speaker.AGENT,
                 out.full_text(),
-                (reply.on_air.first_audio_at or now) - self.t0,
+                reply.on_air.first_audio_at or now,
                 barged_in=cut and bool(spoken),
                 spoken_text=spoken if cut else None,
             )
@@ -390,9 +372,10 @@ class VoiceLoop:
         kind = "opening" if reply.script is not None else None
         unsaid = reply.on_air.unsaid(out) if cut else ""
         self.agent.observe(heard, spoken if cut else out.full_text(), out.agent_turn, kind, unsaid)
-        self.tags |= out.tags
+        self.tags |= out.tags - {Tag.SCREENED}
         self.last_activity = now
         if not cut:
+            self._on_words(reply, out, now)
             self._act_on_tags(out, now)
         if self.result is None and self.hangup_at is None:
             self._set_state(State.LISTENING)
@@ -400,21 +383,47 @@ class VoiceLoop:
     def _release_words(self, reply: Reply) -> None:
         """An early-ended turn stands (the answer plays, or the reply is over): its words go to the transcript."""
         if self._early_words is not None and self._early_words[0] is reply:
-            self._heard.append(self._early_words[1])
+            self.transcript.expect(self._early_words[1])
             self._early_words = None
 
     def _engines(self) -> tuple[tuple[str, object], ...]:
         return (("stt", self.stt), ("llm", self.llm), ("tts", self.tts))
 
-    def _act_on_tags(self, out: ReplyOutput, now: float) -> None:
-        if Tag.VOICEMAIL in out.tags and not self.voicemail_reached:
+    def _on_words(self, reply: Reply, out: ReplyOutput, now: float) -> None:
+        """A reply played out: a machine's words go to the screen; keys the model asked for are pressed."""
+        if self.screen is not None and out.user_text:
+            if Tag.SCREENED in out.tags:
+                self._on_act(self.screen.heard(out.user_text, now), now)
+            elif reply.listen is not None:
+                self.screen.person()
+        if out.keys:
+            self.transcript.add(Speaker.SYSTEM, f"pressed {out.keys}", now)
+            self.keypad.press(out.keys)
+
+    def _on_act(self, act: Act | None, now: float) -> None:
+        """Do what the answering screen decided (cellcall.answering.screen)."""
+        if act is None:
+            return
+        if act.note:
+            self.transcript.add(Speaker.SYSTEM, act.note, now)
+        plan = self.answering
+        if act.kind == "press":
+            self.keypad.press(act.keys)
+        elif act.kind == "prepare" and plan is not None and plan.voicemail_message:
+            self.tags.add(Tag.VOICEMAIL)
+            self._message = self._fixed_line(plan.voicemail_message, None, {Tag.HANGUP})  # ready before the beep
+        elif act.kind == "message" and self._message is not None:
             self.voicemail_reached = True
-            plan = self.voicemail
-            if plan is not None and plan.action == "leave_message" and plan.message:
-                self._speak(plan.message, tags={Tag.HANGUP})
-            else:
-                self._finish("voicemail", CallStatus.COMPLETED)
-        elif Tag.HANGUP in out.tags:
+            self.last_reply = self.reply = self._message
+            self._message = None
+            self._commit(self.reply)
+        elif act.kind == "end":
+            if act.status is CallStatus.VOICEMAIL:
+                self.tags.add(Tag.VOICEMAIL)
+            self._finish(act.reason, act.status)
+
+    def _act_on_tags(self, out: ReplyOutput, now: float) -> None:
+        if Tag.HANGUP in out.tags:
             self.hangup_at = now + self.voice.goodbye_grace_s
             if self.voicemail_reached:
                 self.hangup_reason = "voicemail: message left"
@@ -438,7 +447,8 @@ class VoiceLoop:
         elif kind is LineEventKind.ERROR:
             self._finish(f"line error: {event.detail}", CallStatus.FAILED, error=event.detail or "line error")
         elif kind is LineEventKind.DTMF:
-            self._record(Speaker.SYSTEM, f"DTMF {event.detail}", event.at - self.t0)
+            self.transcript.add(Speaker.SYSTEM, f"DTMF {event.detail}", event.at)
+            self.agent.observe(f"(they pressed {event.detail} on their keypad)", None, None, "keys")
 
     def _on_audio_started(self, reply: Reply, sentence: int, at: float) -> None:
         reply.on_air.started_sentences.add(sentence)
@@ -459,8 +469,12 @@ class VoiceLoop:
             self._finish("max duration", CallStatus.COMPLETED)
         elif self.hangup_at is not None:
             if now >= self.hangup_at and not self.playback.busy(now):
-                status = CallStatus.FAILED if self.engine_error else CallStatus.COMPLETED
-                self._finish(self.hangup_reason, status, error=self.engine_error)
+                status = CallStatus.VOICEMAIL if self.voicemail_reached else CallStatus.COMPLETED
+                self._finish(self.hangup_reason, CallStatus.FAILED if self.engine_error else status, error=self.engine_error)
+        elif self.screen is not None and (act := self.screen.due(now, self.utterance is None and self.reply is None)):
+            self._on_act(act, now)
+        elif self.screen is not None and self.screen.holding():
+            return  # a mailbox, a menu or hold: no opening into it, and quiet is not the end
         elif self._idle(now) and not self.opening_used and self.opening is not None:
             if self._opening_due(self.opening, now):
                 self._speak(*self.opening.line())  # a silent far end still hears why we call
@@ -476,18 +490,13 @@ class VoiceLoop:
 
     # ---- bookkeeping -----------------------------------------------------------------------------
 
-    def _record(self, speaker: Speaker, text: str, at_s: float, barged_in: bool = False, spoken_text: str | None = None) -> None:
-        turn = Turn(len(self.turns) + 1, speaker, text, round(max(0.0, at_s), 2), barged_in, spoken_text)
-        self.turns.append(turn)
-        self.listener.on_turn(turn)
-
     def _keep_last_words(self) -> None:
         """The far end hung up mid-sentence: transcribe what it said so far (the call is over, no rush)."""
         utterance, self.utterance = self.utterance, None
         if utterance is None:
             return
         if utterance.seconds(self.rate) * 1000 >= self.voice.min_speech_ms * 2:
-            self._heard.append((self.transcriber.request(utterance), utterance.start))
+            self.transcript.expect((self.transcriber.request(utterance), utterance.start))
 
     def _set_state(self, state: State) -> None:
         if state is not self._state:
@@ -510,9 +519,14 @@ class VoiceLoop:
         if result.reason not in ("remote hang-up",) and not result.reason.startswith("line error"):
             self.playback.cut()
         self._keep_last_words()
-        self._poll_heard(HEARD_WAIT_S)
+        self.transcript.collect(HEARD_WAIT_S)
         self.transcriber.close()
+        self.keypad.close()
+        if self._message is not None:
+            self._message.cancel()
+        result.answered_by = self.screen.answered_by.value if self.screen is not None else ""
+        result.dtmf_sent = list(self.keypad.sent)
         result.tags = set(self.tags)
-        result.turns = list(self.turns)
+        result.turns = list(self.transcript.turns)
         result.latencies = list(self.latencies)
         result.barge_ins = list(self.barge_ins)

@@ -1,4 +1,4 @@
-"""What the voice loop is given and what it gives back: the opening, the voicemail rule, the result.
+"""What the voice loop is given and what it gives back: the opening, the answering plan, the result.
 
 Kept apart from the loop itself so the call (cellcall.call) and the opening's preparation
 (cellcall.voice.opening) can build them without the loop's machinery. `Opening` is filled in by the
@@ -8,19 +8,11 @@ Kept apart from the loop itself so the call (cellcall.call) and the opening's pr
 from __future__ import annotations
 
 import enum
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from cellcall.record import CallStatus, Turn, TurnLatency
-from cellcall.tags import Tag
-
-VOICEMAIL_WORDS = re.compile(
-    r"leave (?:me |us )?a (?:message|voicemail)|after the (?:tone|beep)|not available|unavailable|"
-    r"voice ?mail|mailbox|can'?t (?:take|come to) (?:your|the) (?:call|phone)",
-    re.I,
-)
 
 
 class State(str, enum.Enum):
@@ -56,12 +48,6 @@ class Opening:
 
 
 @dataclass
-class VoicemailPlan:
-    action: str  # "hangup" | "leave_message"
-    message: str = ""
-
-
-@dataclass
 class LoopResult:
     reason: str
     status: CallStatus
@@ -70,8 +56,5 @@ class LoopResult:
     turns: list[Turn] = field(default_factory=list)
     latencies: list[TurnLatency] = field(default_factory=list)
     barge_ins: list[float] = field(default_factory=list)  # monotonic times the caller cut the agent off
-
-
-def voicemail_screen(text: str) -> set[str]:
-    """Tags for a first utterance: {"VOICEMAIL"} when it reads like an answering machine."""
-    return {Tag.VOICEMAIL} if VOICEMAIL_WORDS.search(text) else set()
+    answered_by: str = ""  # outbound: human | voicemail | ivr | unknown (cellcall.answering.screen.Answerer)
+    dtmf_sent: list[str] = field(default_factory=list)  # keys pressed, in order

@@ -40,6 +40,7 @@ class ReplyOutput:
     user_text: str | None = None  # the caller's words once known ("" = noise)
     sentences: tuple[str, ...] = ()
     tags: frozenset[str] = frozenset()
+    keys: str = ""  # DTMF the model asked to press ([DTMF 2]); pressed by the loop if the reply plays out
     error: str | None = None
     agent_turn: AgentTurn | None = None
 
@@ -235,10 +236,10 @@ class Reply:
         for sentence in sentences:
             if self.cancelled.is_set():
                 return
-            tags = sentence.tags if self.screen is not None else sentence.tags - {Tag.VOICEMAIL}
+            tags = sentence.tags - {Tag.VOICEMAIL}  # who answered is the screen's call, from wording and tones
             self._add_tags(tags)
-            if Tag.VOICEMAIL in tags:
-                return  # a voicemail greeting: the loop decides what to say
+            if sentence.keys:
+                self._publish(keys=self._out.keys + sentence.keys)
             if sentence.text.strip():
                 index = self._add_sentence(sentence.text.strip())
                 self._mark("first_sentence")
