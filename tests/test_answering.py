@@ -55,12 +55,18 @@ def test_a_machines_words_say_which_machine(text: str, kind: Heard) -> None:
 
 def test_menu_options_are_read_both_ways_round() -> None:
     text = "For opening hours, press 1. For appointments, press two. Press 3 for billing. To repeat this menu press 9."
-    assert [(o.key, o.label) for o in options(text)] == [
-        ("1", "opening hours"),
-        ("2", "appointments"),
-        ("3", "billing"),
-        ("9", "repeat this menu"),
-    ]
+    assert {o.key: o.label for o in options(text)} == {
+        "1": "opening hours",
+        "2": "appointments",
+        "3": "billing",
+        "9": "repeat this menu",
+    }
+
+
+def test_menu_options_survive_the_recognisers_full_stops() -> None:
+    heard_as = "Thank you for calling. For opening hours. Press one for appointments. Press two for billing. Press three."
+    assert [(o.key, o.label) for o in options(heard_as)] == [("1", "opening hours"), ("2", "appointments"), ("3", "billing")]
+    assert [o.key for o in options("Press 1 for billing, press 2 for support.")] == ["1", "2"]
 
 
 def test_the_route_comes_from_the_goal_keys_then_menu_then_objective() -> None:

@@ -175,7 +175,11 @@ def test_agent_hangs_up_after_its_goodbye_has_played(call_settings: Settings, en
 
 def test_voicemail_gets_the_goal_message_then_a_hang_up(call_settings: Settings, engines: Engines) -> None:
     result, emulator = dial(call_settings, engines, "voicemail")
-    assert result.record.hangup_reason == "voicemail: message left"
+    assert result.record.hangup_reason == "voicemail: message left" and result.record.answered_by == "voicemail"
+    beep = next(turn for turn in emulator.metrics.turns if turn.text.startswith("[tone"))
+    message = emulator.metrics.utterances[-1]
+    assert message.start >= beep.ended_at  # not a word over the greeting or the beep
+    print(f"beep end -> message first audio: {(message.start - beep.ended_at) * 1000:.0f} ms")
     said = agent_said(engines, emulator.metrics, -1)
     assert wer("Please call Sam back at 555 0100.", said) <= 0.5, said
 

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 from emulator_client import AtClient, AudioClient, loud_spans, tone
 
-from cellcall.emulator.farend import speech_rms, tone_pcm
+from cellcall.emulator.farend import speech_rms
 from cellcall.emulator.listening import ListeningFarEnd, Reaction, listening_far_end
 from cellcall.emulator.modem import ModemEmulator
 from cellcall.emulator.scenario import Noise, Scenario, ScenarioLine, Sound
+from cellcall.emulator.sounds import tone_pcm
 from cellcall.eval.persona import parse_persona
 from cellcall.eval.runner import persona_scenario
 from cellcall.eval.script import PersonaScript

@@ -17,7 +17,7 @@ _DIGITS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five
            "eight": "8", "nine": "9", "star": "*", "pound": "#", "hash": "#"}  # fmt: skip
 _KEY = r"(\d|zero|one|two|three|four|five|six|seven|eight|nine|star|pound|hash)"
 # "for appointments, press 2" / "to book a visit press 2" / "press 2 for billing" / "2 for billing"
-_FOR_THEN_KEY = re.compile(rf"\b(?:for|to)\s+([^,.;:!?]{{2,60}}?)[,\s]+(?:please\s+)?(?:press|dial|select|enter)\s+{_KEY}\b")
+_FOR_THEN_KEY = re.compile(rf"\b(?:for|to)\s+([^,.;:!?]{{2,60}}?)[,.;\s]+(?:please\s+)?(?:press|dial|select|enter)\s+{_KEY}\b")
 _KEY_THEN_FOR = re.compile(rf"\b(?:press|dial|select|enter|option)?\s*{_KEY}\s+(?:for|to)\s+([^,.;:!?]{{2,60}})")
 _SYNONYMS = {
     "appointment": ("appointment", "appointments", "book", "booking", "schedule", "scheduling", "reschedule", "visit",
@@ -38,16 +38,23 @@ class Option:
 
 
 def options(text: str) -> list[Option]:
-    """Every "for X press N" / "press N for X" the prompt offers, in the order heard."""
+    """Every "for X press N" / "press N for X" the prompt offers, in the order heard.
+
+    A menu keeps one order throughout, and the recogniser's full stops may fall on either side of
+    "press N" ("for opening hours. Press one for appointments. Press two ..."), so both readings are
+    taken and the one that explains more options wins (a tie: "for X, press N", the usual order); the
+    other adds only keys the winner lacks."""
     words = " ".join(text.lower().replace("-", " ").split())
-    found: dict[str, tuple[int, Option]] = {}
+    readings = []
     for pattern, label_group, key_group in ((_FOR_THEN_KEY, 1, 2), (_KEY_THEN_FOR, 2, 1)):
+        found: dict[str, Option] = {}
         for match in pattern.finditer(words):
             key = _DIGITS.get(match.group(key_group), match.group(key_group))
-            label = match.group(label_group).strip()
-            if key not in found or match.start() < found[key][0]:
-                found[key] = (match.start(), Option(key, label))
-    return [option for _, option in sorted(found.values(), key=lambda item: item[0])]
+            found.setdefault(key, Option(key, match.group(label_group).strip()))
+        readings.append(list(found.values()))
+    best, other = sorted(readings, key=len, reverse=True)
+    keys = {option.key for option in best}
+    return best + [option for option in other if option.key not in keys]  # a menu that mixes the orders
 
 
 def _topics(text: str) -> set[str]:

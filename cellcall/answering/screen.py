@@ -97,7 +97,7 @@ class AnswerScreen:
         self._mailbox_at: float | None = None  # when the greeting was recognised
         self._message_due = False  # prepared, not yet spoken
         self._hold_since: float | None = None
-        self._offered: list[Option] = []  # menu options heard since the last key
+        self._menu_text = ""  # the menu's words since the last key (an option may span two utterances)
         self._menu_words_at: float | None = None  # the last menu words, while no key is chosen for them
         self._option_hearings: Counter[tuple[str, str]] = Counter()
 
@@ -162,7 +162,7 @@ class AnswerScreen:
                 return Act("message", note="after the beep" if beep is not None else "no beep heard")
         if self.mode is Mode.MENU and self._menu_words_at is not None and now - self._menu_words_at >= MENU_DECIDE_S:
             self._menu_words_at = None
-            return self._press(self.route.choose(self._offered, final=True))
+            return self._press(self.route.choose(options(self._menu_text), final=True))
         if self._hold_since is not None and now - self._hold_since >= self.hold_max_s:
             return Act("end", reason=f"on hold longer than {self.hold_max_s:g} s", status=CallStatus.COMPLETED)
         return None
@@ -192,8 +192,8 @@ class AnswerScreen:
             self._option_hearings[(option.key, option.label)] += 1
         if heard_now and max(self._option_hearings[(o.key, o.label)] for o in heard_now) >= MENU_REPEATS:
             return Act("end", reason=f"{MENU} repeated {MENU_REPEATS} times without a way through", note=MENU)
-        self._offered += heard_now
-        act = self._press(self.route.choose(self._offered, final=False))
+        self._menu_text = f"{self._menu_text} {text}".strip()
+        act = self._press(self.route.choose(options(self._menu_text), final=False))
         if act is None:
             self._menu_words_at = now
             return Act("note", note=MENU) if first else None
@@ -202,5 +202,5 @@ class AnswerScreen:
     def _press(self, option: Option | None) -> Act | None:
         if option is None:
             return None
-        self._offered, self._menu_words_at = [], None
+        self._menu_text, self._menu_words_at = "", None
         return Act("press", keys=option.key, note=f"{MENU}: pressed {option.key} ({option.label})")

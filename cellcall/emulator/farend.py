@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import threading
 import time
-import wave
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from cellcall.emulator.scenario import Scenario, ScenarioLine, Sound
-from cellcall.voice import audio
+from cellcall.emulator.sounds import RENDER_RATE, Render, SoundBank
 from cellcall.voice.audio import resample
 
-RENDER_RATE = 8000  # far-end sounds are prepared at the network's narrowband rate
 SPEECH_RMS = 300.0  # int16 RMS above which an uplink frame counts as agent speech (about -40 dBFS)
 FRAME_S = 0.020
 
-Render = Callable[[str], bytes]
 FarEndFactory = Callable[..., "FarEnd"]  # (scenario, render, hangup=, press=) -> FarEnd or a subclass
 
 
@@ -115,6 +111,7 @@ class FarEndTurn:
     agent_reply_at: float | None = None
     voice_to_voice_ms: float | None = None  # end of this line -> first agent speech after it
     barge_in_stop_ms: float | None = None  # start of this (barge-in) line -> agent went quiet
+    dtmf_heard_at: float | None = None  # a menu prompt: when the keys it waits for arrived (None: never)
 
 
 @dataclass
@@ -191,88 +188,6 @@ def _rms(pcm: bytes) -> float:
     return float(np.sqrt(np.mean(data * data))) if data.size else 0.0
 
 
-def tone_pcm(hz: float, ms: int, rate: int = RENDER_RATE, level: float = 0.3) -> bytes:
-    """A sine tone with 10 ms fades (no clicks), s16le."""
-    n = int(rate * ms / 1000)
-    t = np.arange(n) / rate
-    wave_ = np.sin(2 * np.pi * hz * t) * level
-    ramp = min(n // 2, int(rate * 0.01))
-    if ramp:
-        fade = np.linspace(0.0, 1.0, ramp)
-        wave_[:ramp] *= fade
-        wave_[n - ramp :] *= fade[::-1]
-    return (wave_ * 32767).astype("<i2").tobytes()
-
-
-def read_wav(path: Path, rate: int = RENDER_RATE) -> bytes:
-    """A mono 16-bit WAV file as s16le at `rate` (mixed down and resampled when needed)."""
-    try:
-        return audio.read_wav(path, rate)[0]
-    except (OSError, wave.Error, EOFError) as exc:
-        raise ValueError(f"{path}: not a readable WAV file ({exc})") from None
-
-
-_default_render: Render | None = None
-_default_lock = threading.Lock()
-
-
-def default_render() -> Render:
-    """The project's Piper voice (loaded once per process), used when the emulator is given no renderer."""
-    global _default_render
-    with _default_lock:
-        if _default_render is None:
-            from cellcall.engines.tts import PiperSynthesizer  # heavy: only when a scenario speaks
-
-            _default_render = PiperSynthesizer(voice="joe", sample_rate=RENDER_RATE, length_scale=1.1).render
-        return _default_render
-
-
-class SoundBank:
-    """Renders every sound of a scenario once, in the background, at 8 kHz; resampled per route rate."""
-
-    def __init__(self, sounds: list[Sound], render: Render | None) -> None:
-        self._render = render
-        self._pcm: dict[Sound, bytes] = {}
-        self._ready: dict[Sound, threading.Event] = {s: threading.Event() for s in sounds}
-        self.error: str | None = None
-        threading.Thread(target=self._prepare, args=(sounds,), name="farend-render", daemon=True).start()
-
-    def _prepare(self, sounds: list[Sound]) -> None:
-        for sound in sounds:
-            try:
-                self._pcm[sound] = self._make(sound)
-            except Exception as exc:  # noqa: BLE001 - reported to the caller of get(); the render is someone else's code
-                self.error = f"far end cannot render {sound.label!r}: {exc}"
-                self._pcm[sound] = b""
-            self._ready[sound].set()
-
-    def _make(self, sound: Sound) -> bytes:
-        if sound.tone is not None:
-            return tone_pcm(sound.tone.hz, sound.tone.ms)
-        if sound.wav is not None:
-            return read_wav(sound.wav)
-        assert sound.say is not None
-        render = self._render or default_render()
-        return render(sound.say)
-
-    def get(self, sound: Sound, rate: int, stop: threading.Event) -> bytes | None:
-        """The sound at `rate`, waiting for its render; None if `stop` is set first.
-
-        A sound not known up front (a line made from what the agent said) is rendered now.
-        """
-        ready = self._ready.get(sound)
-        if ready is None:
-            try:
-                return resample(self._make(sound), RENDER_RATE, rate)
-            except Exception as exc:  # noqa: BLE001 - as in _prepare: reported, the line is skipped
-                self.error = f"far end cannot render {sound.label!r}: {exc}"
-                return b""
-        while not ready.wait(0.05):
-            if stop.is_set():
-                return None
-        return resample(self._pcm[sound], RENDER_RATE, rate)
-
-
 class FarEnd:
     """One call's far end: runs the scenario script and measures the agent from the modem's clock."""
 
@@ -297,6 +212,7 @@ class FarEnd:
         self._t0: float | None = None
         self._playing: tuple[bytes, float, int] | None = None  # (pcm, time of its first sample, its rate)
         self._spoke_until = 0.0
+        self._last_key_at = 0.0  # when the agent's last key arrived (under _cond)
         self._echo = bytearray()
         self._frame_buf = bytearray()
         self._frame_mask = bytearray()  # 1 per uplink byte that was silence fill
@@ -381,7 +297,11 @@ class FarEnd:
                 self._emit_frame(frame, short)
 
     def heard_dtmf(self, digits: str) -> None:
-        self.metrics.dtmf_heard += digits
+        """Keys the agent pressed (the modem's or the SIP peer's thread): wakes a menu waiting for them."""
+        with self._cond:
+            self.metrics.dtmf_heard += digits
+            self._last_key_at = time.monotonic()
+            self._cond.notify_all()
 
     def ended(self, by: str) -> None:
         """The call is over (whoever ended it): stop the script and finish the measurements."""
@@ -439,12 +359,42 @@ class FarEnd:
                 self._press(digit)
                 if self._stop.wait(0.25):
                     return False
+        if line.hangup:
+            self._far_hangup()
+            return False
+        if line.wait_dtmf is not None:
+            return self._menu(index, line)
         if line.sound is not None:
             self._speak(line.sound, index, cut=line.hangup_mid_sentence, barge=line.barge_in_after_ms is not None)
             if line.hangup_mid_sentence:
                 self._far_hangup()
                 return False
         return not self._stop.is_set()
+
+    def _menu(self, index: int, line: ScenarioLine) -> bool:
+        """A phone menu: play the prompt, wait for its keys; again up to `repeat` times, then hang up.
+
+        Keys pressed while the prompt plays count (menus take early keys); the prompt still plays out."""
+        assert line.sound is not None and line.wait_dtmf is not None
+        for _ in range(line.repeat):
+            with self._cond:
+                before = len(self.metrics.dtmf_heard)
+            self._speak(line.sound, index, cut=False, barge=False)
+            deadline = time.monotonic() + line.dtmf_wait_s
+            with self._cond:
+                while not self._stop.is_set() and time.monotonic() < deadline:
+                    pressed = self.metrics.dtmf_heard[before:]
+                    if len(pressed) >= len(line.wait_dtmf):
+                        break
+                    self._cond.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+                pressed = self.metrics.dtmf_heard[before:]
+            if self._stop.is_set():
+                return False
+            if pressed.startswith(line.wait_dtmf):
+                self.metrics.turns[-1].dtmf_heard_at = self._last_key_at
+                return True
+        self._far_hangup()
+        return False
 
     def _speak(self, sound: Sound, index: int, cut: bool, barge: bool) -> None:
         """Play a sound to the end (or half of it when `cut`), recording the turn on the modem clock."""

@@ -12,9 +12,10 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from cellcall.config import Settings
-from cellcall.emulator.farend import RENDER_RATE, FarEnd, FarEndFactory, Render
+from cellcall.emulator.farend import FarEnd, FarEndFactory
 from cellcall.emulator.modem import Faults, ModemEmulator
 from cellcall.emulator.scenario import Scenario, ScenarioError, load_scenario
+from cellcall.emulator.sounds import RENDER_RATE, Render
 from cellcall.line import Line, LineError
 from cellcall.line.sim7600 import Sim7600Line, modem_options
 

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from cellcall.emulator.farend import FRAME_S, FarEnd, Render
+from cellcall.emulator.farend import FRAME_S, FarEnd
 from cellcall.emulator.scenario import Scenario, Sound
+from cellcall.emulator.sounds import Render
 
 SILENT = ""  # what the script hears when the agent says nothing for the scenario's max_wait_s
 HANGUP_PAUSE_S = 0.5  # after its last line, the far end hangs up this much later (as a person does)

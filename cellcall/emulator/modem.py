@@ -33,12 +33,13 @@ from cellcall.emulator.at_settings import (
     parse_extended,
     split_commands,
 )
-from cellcall.emulator.farend import FarEnd, FarEndFactory, FarEndMetrics, Render, default_render
+from cellcall.emulator.farend import FarEnd, FarEndFactory, FarEndMetrics
 from cellcall.emulator.faults import Faults
 from cellcall.emulator.modem_call import ModemCall
 from cellcall.emulator.ptyport import PtyPort
 from cellcall.emulator.pump import AudioPump, run_audio_clock
 from cellcall.emulator.scenario import Scenario
+from cellcall.emulator.sounds import Render, default_render
 
 __all__ = ["Faults", "ModemEmulator"]
 

@@ -32,11 +32,12 @@ class Tone:
 
 @dataclass(frozen=True)
 class Sound:
-    """One thing the far end plays: text to render, a WAV file, or a tone (exactly one)."""
+    """One thing the far end plays: text to render, a WAV file, a tone or hold music (exactly one)."""
 
     say: str | None = None
     wav: Path | None = None
     tone: Tone | None = None
+    music_s: float | None = None  # seconds of synthetic hold music (chords that change every 0.4 s)
 
     @property
     def label(self) -> str:
@@ -45,6 +46,8 @@ class Sound:
             return self.say
         if self.wav is not None:
             return f"[wav {self.wav.name}]"
+        if self.music_s is not None:
+            return f"[music {self.music_s:g} s]"
         assert self.tone is not None
         return f"[tone {self.tone.hz:g} Hz {self.tone.ms} ms]"
 
@@ -59,6 +62,10 @@ class ScenarioLine:
     pause_s: float = 0.0  # extra pause before this step
     barge_in_after_ms: int | None = None  # talk over the agent this long after it started speaking
     hangup_mid_sentence: bool = False  # hang up part-way through this line
+    wait_dtmf: str | None = None  # a phone menu: after the sound, wait for the agent to press these keys
+    dtmf_wait_s: float = 6.0  # how long a menu waits for the keys after its prompt
+    repeat: int = 3  # a menu plays its prompt this many times at most, then hangs up
+    hangup: bool = False  # hang up now (after pause_s): a network announcement or a full mailbox ends so
 
 
 @dataclass(frozen=True)
@@ -106,9 +113,13 @@ _TOP_KEYS = {
     "name", "description", "outcome", "answer_delay_s", "greeting", "lines", "echo", "noise", "hangup_after_s",
     "hangup_when_done", "silent", "max_wait_s", "quiet_ms", "ring_cycles", "ring_interval_s",
 }  # fmt: skip
-_SOUND_KEYS = {"say", "wav", "tone"}
-_LINE_KEYS = _SOUND_KEYS | {"dtmf", "wait_for_agent", "pause_s", "barge_in_after_ms", "hangup_mid_sentence"}
+_SOUND_KEYS = {"say", "wav", "tone", "music"}
+_LINE_KEYS = _SOUND_KEYS | {
+    "dtmf", "wait_for_agent", "pause_s", "barge_in_after_ms", "hangup_mid_sentence", "wait_dtmf", "dtmf_wait_s",
+    "repeat", "hangup",
+}  # fmt: skip
 _TONE_KEYS = {"hz", "ms"}
+_MUSIC_KEYS = {"s"}
 _ECHO_KEYS = {"gain_db", "delay_ms"}
 _NOISE_KEYS = {"snr_db"}
 
@@ -158,14 +169,19 @@ class _Reader:
 
 
 def _sound(table: dict[str, Any], where: str, base: Path | None, required: bool) -> Sound | None:
-    """The one sound a table names (say / wav / tone), resolving WAV paths next to the file."""
-    present = [key for key in ("say", "wav", "tone") if key in table]
+    """The one sound a table names (say / wav / tone / music), resolving WAV paths next to the file."""
+    present = [key for key in ("say", "wav", "tone", "music") if key in table]
     if len(present) > 1:
-        raise ScenarioError(f"{where}: give only one of say, wav, tone (got {', '.join(present)})")
+        raise ScenarioError(f"{where}: give only one of say, wav, tone, music (got {', '.join(present)})")
     if not present:
         if required:
-            raise ScenarioError(f"{where}: needs one of say, wav, tone")
+            raise ScenarioError(f"{where}: needs one of say, wav, tone, music")
         return None
+    if present[0] == "music":
+        seconds = _Reader(table["music"], f"{where}.music", _MUSIC_KEYS).number("s", 0.5, 600.0)
+        if seconds is None:
+            raise ScenarioError(f"{where}.music: needs s (seconds)")
+        return Sound(music_s=seconds)
     reader = _Reader({k: table[k] for k in present}, where, _SOUND_KEYS)
     if present[0] == "say":
         return Sound(say=reader.text("say"))
@@ -191,7 +207,8 @@ def _line(table: Any, where: str, base: Path | None) -> ScenarioLine:
     dtmf = reader.text("dtmf")
     if dtmf is not None and not set(dtmf.upper()) <= DTMF_DIGITS:
         raise ScenarioError(f"{where}.dtmf: {dtmf!r} has keys outside 0-9 * # A-D")
-    sound = _sound(table, where, base, required=dtmf is None)
+    hangup = reader.flag("hangup")
+    sound = _sound(table, where, base, required=dtmf is None and not hangup)
     barge = reader.integer("barge_in_after_ms", 0, 60_000)
     wait = reader.flag("wait_for_agent")
     if barge is not None and wait:
@@ -199,6 +216,13 @@ def _line(table: Any, where: str, base: Path | None) -> ScenarioLine:
     cut = reader.flag("hangup_mid_sentence")
     if cut and sound is None:
         raise ScenarioError(f"{where}: hangup_mid_sentence needs something to say")
+    wait_dtmf = reader.text("wait_dtmf")
+    if wait_dtmf is not None and not set(wait_dtmf.upper()) <= DTMF_DIGITS:
+        raise ScenarioError(f"{where}.wait_dtmf: {wait_dtmf!r} has keys outside 0-9 * # A-D")
+    if wait_dtmf is not None and sound is None:
+        raise ScenarioError(f"{where}: wait_dtmf needs a prompt to play (say, wav, tone or music)")
+    if hangup and sound is not None:
+        raise ScenarioError(f"{where}: hangup ends the call, so it goes on a line of its own (with pause_s)")
     return ScenarioLine(
         sound=sound,
         dtmf=dtmf.upper() if dtmf else None,
@@ -206,6 +230,10 @@ def _line(table: Any, where: str, base: Path | None) -> ScenarioLine:
         pause_s=reader.number("pause_s", 0.0, 600.0) or 0.0,
         barge_in_after_ms=barge,
         hangup_mid_sentence=cut,
+        wait_dtmf=wait_dtmf.upper() if wait_dtmf else None,
+        dtmf_wait_s=_or(reader.number("dtmf_wait_s", 0.5, 120.0), 6.0),
+        repeat=int(_or(reader.integer("repeat", 1, 20), 3)),
+        hangup=hangup,
     )
 
 
