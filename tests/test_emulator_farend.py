@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from emulator_client import AtClient, AudioClient, loud_spans, tone
 
-from cellcall.emulator.farend import FarEndTurn, Segment, SpeechTracker, score_turns, tone_pcm
+from cellcall.emulator.farend import FarEndTurn, Segment, SpeechTracker, score_turns
 from cellcall.emulator.modem import ModemEmulator
 from cellcall.emulator.scenario import Scenario, ScenarioLine, Sound, load_scenario
+from cellcall.emulator.sounds import tone_pcm
 
 FRAME = 320
 LOUD = tone(20)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cellcall.emulator.farend import read_wav
 from cellcall.emulator.scenario import ScenarioError, builtin_names, load_scenario
+from cellcall.emulator.sounds import read_wav
 
 
 def write(tmp_path: Path, text: str, name: str = "s.toml") -> Path:

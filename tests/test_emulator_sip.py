@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from cellcall.cli.app import app
 from cellcall.config import Settings
-from cellcall.emulator.farend import tone_pcm
 from cellcall.emulator.scenario import Scenario, ScenarioLine, Sound, Tone
 from cellcall.emulator.sip import sip_loopback_line
+from cellcall.emulator.sounds import tone_pcm
 from cellcall.line import Line, LineEvent, LineEventKind
 
 NUMBER = "+14155550100"

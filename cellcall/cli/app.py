@@ -443,6 +443,19 @@ def bench_conversation(
     end_process(0)
 
 
+@bench_app.command("answering")
+def bench_answering(
+    runs: int = typer.Option(1, "--runs", min=1, help="Calls per answering scenario."),
+    load: int = typer.Option(0, "--load", min=0, help="Spinning processes beside the calls (a busy box, on purpose)."),
+) -> None:
+    """Who answered, over the answering scenarios: confusion table, beep -> message, menu key latency."""
+    from cellcall.bench.answering import run_bench
+    from cellcall.cli.run import end_process
+
+    typer.echo(run_bench(settings(), runs, load=load))
+    end_process(0)  # llama.cpp's server thread can abort a normal interpreter shutdown
+
+
 @bench_app.command("calls")
 def bench_calls(
     scenarios: str = typer.Option("dentist,barge-in,echo", "--scenarios", help="Comma-separated emulator scenarios."),
