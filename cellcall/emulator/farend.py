@@ -111,7 +111,10 @@ class FarEndTurn:
     agent_reply_at: float | None = None
     voice_to_voice_ms: float | None = None  # end of this line -> first agent speech after it
     barge_in_stop_ms: float | None = None  # start of this (barge-in) line -> agent went quiet
-    dtmf_heard_at: float | None = None  # a menu prompt: when the keys it waits for arrived (None: never)
+    # A menu line (wait_dtmf) records one turn per play of its prompt, all with the line's index:
+    play: int = 1  # which play of the line's sound this is (1 = the first)
+    dtmf_prompt_end: float | None = None  # a menu prompt: when its sound ended (the key wait starts)
+    dtmf_heard_at: float | None = None  # a menu prompt: when the last of its keys arrived (None: never)
 
 
 @dataclass
@@ -212,7 +215,8 @@ class FarEnd:
         self._t0: float | None = None
         self._playing: tuple[bytes, float, int] | None = None  # (pcm, time of its first sample, its rate)
         self._spoke_until = 0.0
-        self._last_key_at = 0.0  # when the agent's last key arrived (under _cond)
+        self._key_times: list[float] = []  # under _cond: when each key of metrics.dtmf_heard arrived
+        self._keys_at_play = 0  # keys heard when the last sound started playing (script thread)
         self._echo = bytearray()
         self._frame_buf = bytearray()
         self._frame_mask = bytearray()  # 1 per uplink byte that was silence fill
@@ -298,9 +302,10 @@ class FarEnd:
 
     def heard_dtmf(self, digits: str) -> None:
         """Keys the agent pressed (the modem's or the SIP peer's thread): wakes a menu waiting for them."""
+        now = time.monotonic()
         with self._cond:
             self.metrics.dtmf_heard += digits
-            self._last_key_at = time.monotonic()
+            self._key_times.extend(now for _ in digits)
             self._cond.notify_all()
 
     def ended(self, by: str) -> None:
@@ -372,49 +377,75 @@ class FarEnd:
         return not self._stop.is_set()
 
     def _menu(self, index: int, line: ScenarioLine) -> bool:
-        """A phone menu: play the prompt, wait for its keys; again up to `repeat` times, then hang up.
+        """A phone menu: play the prompt, wait `dtmf_wait_s` for its keys; `repeat` plays at most, then hang up.
 
-        Keys pressed while the prompt plays count (menus take early keys); the prompt still plays out."""
+        Each play counts the keys heard from its own start, so keys meant for an earlier line (or an
+        earlier play) never pass a menu. Keys pressed while the prompt plays count, as real menus take
+        early keys, but the prompt is not cut short: the wait then ends as soon as the prompt has ended.
+        A wrong first key replays the prompt at once (a menu's "that is not an option"); keys after the
+        right ones are ignored. True when the keys came, False when the call ended or we hung up.
+        """
         assert line.sound is not None and line.wait_dtmf is not None
-        for _ in range(line.repeat):
-            with self._cond:
-                before = len(self.metrics.dtmf_heard)
-            self._speak(line.sound, index, cut=False, barge=False)
-            deadline = time.monotonic() + line.dtmf_wait_s
-            with self._cond:
-                while not self._stop.is_set() and time.monotonic() < deadline:
-                    pressed = self.metrics.dtmf_heard[before:]
-                    if len(pressed) >= len(line.wait_dtmf):
-                        break
-                    self._cond.wait(min(0.05, max(0.0, deadline - time.monotonic())))
-                pressed = self.metrics.dtmf_heard[before:]
+        for play in range(1, line.repeat + 1):
+            barge = play == 1 and line.barge_in_after_ms is not None
+            turn = self._speak(line.sound, index, cut=False, barge=barge, menu_play=play)
+            if turn is None or self._stop.is_set():
+                return False
+            heard_at = self._await_keys(line.wait_dtmf, self._keys_at_play, line.dtmf_wait_s)
             if self._stop.is_set():
                 return False
-            if pressed.startswith(line.wait_dtmf):
-                self.metrics.turns[-1].dtmf_heard_at = self._last_key_at
+            if heard_at is not None:
+                turn.dtmf_heard_at = heard_at
                 return True
         self._far_hangup()
         return False
 
-    def _speak(self, sound: Sound, index: int, cut: bool, barge: bool) -> None:
-        """Play a sound to the end (or half of it when `cut`), recording the turn on the modem clock."""
+    def _await_keys(self, want: str, first: int, wait_s: float) -> float | None:
+        """When the keys `want` arrived, counting keys from the `first`-th heard; None on a wrong key or none in time."""
+        deadline = time.monotonic() + wait_s
+        with self._cond:
+            while not self._stop.is_set():
+                pressed = self.metrics.dtmf_heard[first:]
+                if pressed[: len(want)] == want:
+                    return self._key_times[first + len(want) - 1]
+                if not want.startswith(pressed):
+                    return None
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(min(left, 0.1))
+        return None
+
+    def _speak(self, sound: Sound, index: int, cut: bool, barge: bool, menu_play: int | None = None) -> FarEndTurn | None:
+        """Play a sound to the end (or half of it when `cut`), recording the turn on the modem clock.
+
+        `menu_play` marks the turn as that play of a menu prompt (its end is where the key wait
+        starts). The turn recorded is returned (None for the greeting, or when the call ended before
+        the sound was ready); `_keys_at_play` is how many keys had been heard when it started playing.
+        """
         pcm = self._bank.get(sound, self._rate, self._stop)
         if self._bank.error and self._bank.error not in self.metrics.errors:
             self.metrics.errors.append(self._bank.error)
         if pcm is None:
-            return
+            return None
         if cut:
             pcm = pcm[: len(pcm) // 4 * 2]
         start = time.monotonic() + FRAME_S
         with self._cond:
             self._playing = (pcm, start, self._rate)
+            self._keys_at_play = len(self.metrics.dtmf_heard)
             if self.scenario.noise is not None and not self._noise_rms and pcm:
                 self._noise_rms = speech_rms(pcm, self._rate) / 10 ** (self.scenario.noise.snr_db / 20)
         end = start + len(pcm) / 2 / self._rate
         self._spoke_until = end
+        turn = None
         if index >= 0:
-            self.metrics.turns.append(FarEndTurn(index, sound.label, start, end, cut=cut, barge_in=barge))
+            turn = FarEndTurn(index, sound.label, start, end, cut=cut, barge_in=barge)
+            if menu_play is not None:
+                turn.play, turn.dtmf_prompt_end = menu_play, end
+            self.metrics.turns.append(turn)
         self._stop.wait(max(0.0, end - time.monotonic()))
+        return turn
 
     def _wait_for_agent(self) -> bool:
         """Wait until the agent has spoken after our last line and gone quiet; False if the call ended."""

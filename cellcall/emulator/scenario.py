@@ -63,8 +63,8 @@ class ScenarioLine:
     barge_in_after_ms: int | None = None  # talk over the agent this long after it started speaking
     hangup_mid_sentence: bool = False  # hang up part-way through this line
     wait_dtmf: str | None = None  # a phone menu: after the sound, wait for the agent to press these keys
-    dtmf_wait_s: float = 6.0  # how long a menu waits for the keys after its prompt
-    repeat: int = 3  # a menu plays its prompt this many times at most, then hangs up
+    dtmf_wait_s: float = 6.0  # how long a menu waits for the keys after each play of its prompt (> 0)
+    repeat: int = 3  # a menu plays its prompt this many times in all, then hangs up (>= 1)
     hangup: bool = False  # hang up now (after pause_s): a network announcement or a full mailbox ends so
 
 
@@ -161,6 +161,13 @@ class _Reader:
             raise ScenarioError(f"{self.where}.{key}: {value} is outside {minimum:g}..{maximum:g}")
         return None if value is None else float(value)
 
+    def positive(self, key: str, maximum: float) -> float | None:
+        """A number above 0 (0 itself is refused: a zero-length wait or sound is a typo, not a choice)."""
+        value = self._get(key, (int, float), "a number")
+        if value is not None and not 0 < value <= maximum:
+            raise ScenarioError(f"{self.where}.{key}: {value} is outside 0..{maximum:g} (it must be more than 0)")
+        return None if value is None else float(value)
+
     def integer(self, key: str, minimum: int, maximum: int) -> int | None:
         value = self._get(key, (int,), "a whole number")
         if value is not None and not minimum <= value <= maximum:
@@ -178,7 +185,7 @@ def _sound(table: dict[str, Any], where: str, base: Path | None, required: bool)
             raise ScenarioError(f"{where}: needs one of say, wav, tone, music")
         return None
     if present[0] == "music":
-        seconds = _Reader(table["music"], f"{where}.music", _MUSIC_KEYS).number("s", 0.5, 600.0)
+        seconds = _Reader(table["music"], f"{where}.music", _MUSIC_KEYS).positive("s", 600.0)
         if seconds is None:
             raise ScenarioError(f"{where}.music: needs s (seconds)")
         return Sound(music_s=seconds)
@@ -221,6 +228,11 @@ def _line(table: Any, where: str, base: Path | None) -> ScenarioLine:
         raise ScenarioError(f"{where}.wait_dtmf: {wait_dtmf!r} has keys outside 0-9 * # A-D")
     if wait_dtmf is not None and sound is None:
         raise ScenarioError(f"{where}: wait_dtmf needs a prompt to play (say, wav, tone or music)")
+    if wait_dtmf is not None and cut:
+        raise ScenarioError(f"{where}: a wait_dtmf prompt plays out, so it cannot have hangup_mid_sentence")
+    for key in ("dtmf_wait_s", "repeat"):
+        if key in table and wait_dtmf is None:
+            raise ScenarioError(f"{where}.{key}: only a menu line (wait_dtmf) waits for keys or repeats")
     if hangup and sound is not None:
         raise ScenarioError(f"{where}: hangup ends the call, so it goes on a line of its own (with pause_s)")
     return ScenarioLine(
@@ -231,7 +243,7 @@ def _line(table: Any, where: str, base: Path | None) -> ScenarioLine:
         barge_in_after_ms=barge,
         hangup_mid_sentence=cut,
         wait_dtmf=wait_dtmf.upper() if wait_dtmf else None,
-        dtmf_wait_s=_or(reader.number("dtmf_wait_s", 0.5, 120.0), 6.0),
+        dtmf_wait_s=_or(reader.positive("dtmf_wait_s", 120.0), 6.0),
         repeat=int(_or(reader.integer("repeat", 1, 20), 3)),
         hangup=hangup,
     )
@@ -251,6 +263,9 @@ def parse_scenario(data: dict[str, Any], source: Path | None = None, default_nam
     if not isinstance(raw_lines, list):
         raise ScenarioError(f"{where}.lines: expected an array of tables ([[lines]])")
     lines = tuple(_line(item, f"{where}.lines[{i}]", base) for i, item in enumerate(raw_lines))
+    ended = next((i for i, line in enumerate(lines[:-1]) if line.hangup), None)
+    if ended is not None:
+        raise ScenarioError(f"{where}.lines[{ended}]: hangup ends the call, so the lines after it would never play")
     silent = top.flag("silent")
     greeting = _sound(data["greeting"], f"{where}.greeting", base, True) if "greeting" in data else None
     if silent and (lines or greeting):
