@@ -20,6 +20,9 @@ SECRET_MARKERS = ("token", "api_key", "password", "secret")
 REDACTED = "***"
 
 
+ECHO_CANCELLERS = ("none", "speex")
+
+
 class ConfigError(ValueError):
     """The configuration cannot be used; the message says which key and why."""
 
@@ -73,6 +76,7 @@ class VoiceSettings:
     post_dial_delay_s: float = 4.0  # ignore carrier audio after answer until the far end speaks or this passes
     barge_in_ms: int = 60  # caller speech during playback that stops the agent (60 ms: stop in ~140 ms, measured)
     echo_margin_db: float = 6.0  # caller energy must exceed the expected echo (learnt delay + gain) by this much
+    echo_canceller: str = "none"  # none | speex (libspeexdsp: subtract our own voice before the gate judges)
     silence_timeout_s: float = 20.0
     max_duration_s: float = 300.0
     goodbye_grace_s: float = 0.4  # after the last [HANGUP] audio plays, before AT+CHUP
@@ -358,4 +362,9 @@ def load_settings(
             continue
         section, _, key = dotted.partition(".")
         _apply(settings, section, key, value, "flag")
+    if settings.voice.echo_canceller not in ECHO_CANCELLERS:
+        raise ConfigError(
+            f"voice.echo_canceller: {settings.voice.echo_canceller!r} is not one of {', '.join(ECHO_CANCELLERS)}"
+            f"{_suggest(settings.voice.echo_canceller, list(ECHO_CANCELLERS))}"
+        )
     return settings

@@ -36,6 +36,8 @@ MACHINES = [
     ("The mailbox of Sam Taylor is full and cannot accept any new messages. Goodbye.", Heard.MAILBOX_FULL),
     ("The number you have dialled is not available. Please try again later.", Heard.UNAVAILABLE),
     ("The number you have dialed is not in service.", Heard.UNAVAILABLE),
+    ("have dialed is not available. Please try again later.", Heard.UNAVAILABLE),  # its start lost under load
+    ("The mobile you are calling is switched off.", Heard.UNAVAILABLE),
     ("Thank you for calling Bright Smile Dental. For opening hours, press 1. For appointments, press 2.", Heard.MENU),
     ("For billing, press three.", Heard.MENU),
     ("All of our staff are busy right now. Please hold.", Heard.HOLD),

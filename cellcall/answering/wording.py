@@ -46,7 +46,9 @@ _PATTERNS: tuple[tuple[Heard, re.Pattern[str]], ...] = (
         re.compile(
             r"(?:number|subscriber|customer|person|mobile) (?:you|that you) (?:have |are )?(?:dialled|dialed|called|calling|"
             r"trying to reach|reached)[^.]{0,30}?(?:is|has been|was) (?:not|no longer|temporarily|currently|switched|unavailable)"
-            r"|(?:is|number) not in service|call cannot be completed|not a working number",
+            r"|(?:dialled|dialed) (?:is|has been|was) (?:not|no longer|temporarily|currently|switched|unavailable)"
+            r"|(?:is|number) not in service|call cannot be completed|not a working number|cannot be reached at (?:the|this) moment"
+            r"|(?:is|has been) switched off",
         ),
     ),
     (

@@ -456,6 +456,17 @@ def bench_answering(
     end_process(0)  # llama.cpp's server thread can abort a normal interpreter shutdown
 
 
+@bench_app.command("exits")
+def bench_exits(
+    runs: int = typer.Option(3, "--runs", min=1, help="Calls per case (a far-end hang-up, a SIGTERM)."),
+    load: int = typer.Option(0, "--load", min=0, help="Spinning processes beside the calls (a busy box, on purpose)."),
+) -> None:
+    """`cellcall run` as a process: its exit after the far end hangs up, and after SIGTERM."""
+    from cellcall.bench.exits import run_bench
+
+    typer.echo(run_bench(runs, load=load))
+
+
 @bench_app.command("calls")
 def bench_calls(
     scenarios: str = typer.Option("dentist,barge-in,echo", "--scenarios", help="Comma-separated emulator scenarios."),

@@ -8,6 +8,10 @@ difference at that lag (gain tolerant, and robust to the caller talking now and 
 frame counts as the caller only when louder than the echo our own audio can cause at that moment
 by `margin_db`. Until the path is learnt, a cautious bound is used: our loudest frame of the last
 `window_ms` plus `initial_gain_db`.
+
+With a canceller (voice.echo_canceller = "speex", cellcall.voice.aec) the downlink is cleaned first
+and the gate judges what is left, so the learnt gain is the residual's and the caller gets through
+sooner; the gate alone stays the fallback when the canceller has not converged.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections import deque
 import numpy as np
 
 from cellcall.line import FRAME_MS
+from cellcall.voice.aec import SpeexCanceller
 from cellcall.voice.audio import SILENCE_DBFS, dbfs, frames
 
 LOUD_OWN_DB = -45.0  # own frames quieter than this say nothing about the echo path
@@ -37,7 +42,9 @@ class EchoGate:
         history_frames: int = 300,
         min_correlation: float = 0.5,
         tolerance_frames: int = 2,
+        canceller: SpeexCanceller | None = None,
     ) -> None:
+        self.canceller = canceller
         self.sample_rate = sample_rate
         self.margin_db = margin_db
         self.max_lag = int(window_ms / FRAME_MS)
@@ -61,12 +68,16 @@ class EchoGate:
         first = round(start / SLOT_S)
         for i, frame in enumerate(frames(pcm, self.sample_rate)):
             self._own[first + i] = dbfs(frame)
+        if self.canceller is not None:
+            self.canceller.played(first, pcm)
 
     def stop(self, at: float) -> None:
         """Playback was cut (barge-in): frames registered to play after `at` never reached the caller."""
         cut = round(at / SLOT_S)
         for slot in [s for s in self._own if s > cut]:
             del self._own[slot]
+        if self.canceller is not None:
+            self.canceller.stop(cut)
 
     # ---- the downlink ----------------------------------------------------------------------------
 
@@ -89,9 +100,16 @@ class EchoGate:
             gain = self.gain if self.gain is not None else self.initial_gain_db
         return own + gain if own > SILENCE_DBFS else SILENCE_DBFS
 
+    def clean(self, frame: bytes, slot: int) -> bytes:
+        """The downlink frame with our own echo cancelled (as it is, without a canceller)."""
+        return self.canceller.clean(frame, slot) if self.canceller is not None else frame
+
     def judge(self, level_db: float, speech: bool, arrival: float) -> bool:
         """One downlink frame (its dBFS, the VAD's verdict): True when it is the caller speaking."""
-        slot = self.slot_of(arrival)
+        return self.judge_slot(level_db, speech, self.slot_of(arrival))
+
+    def judge_slot(self, level_db: float, speech: bool, slot: int) -> bool:
+        """As `judge`, for a frame whose slot the caller already took (to clean it first)."""
         self._prune(slot)
         caller = speech and level_db > self.expected_echo_db(slot) + self.margin_db
         if not caller and self._own_max(slot - self.max_lag, slot) >= LOUD_OWN_DB:

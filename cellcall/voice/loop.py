@@ -25,6 +25,7 @@ from cellcall.record import CallStatus, Speaker, TurnLatency
 from cellcall.relay.engines import served_label
 from cellcall.tags import Tag
 from cellcall.trace import TurnTrace
+from cellcall.voice.aec import make_canceller
 from cellcall.voice.audio import dbfs
 from cellcall.voice.echo import EchoGate
 from cellcall.voice.endpoint import Endpointer, EndpointEvent, EndpointKind
@@ -113,7 +114,10 @@ class VoiceLoop:
             previous.close()
         self.transcriber = TranscriptionWorker(self.stt, rate, self.language)
         self.vad = make_vad(self.voice.vad, rate)
-        self.echo = EchoGate(rate, margin_db=self.voice.echo_margin_db)
+        old_gate: EchoGate | None = getattr(self, "echo", None)
+        if old_gate is not None and old_gate.canceller is not None:
+            old_gate.canceller.close()
+        self.echo = EchoGate(rate, margin_db=self.voice.echo_margin_db, canceller=make_canceller(self.voice.echo_canceller, rate))
         self.recorder = Recorder(rate, self.t0)
         self.playback = Playback(self.line, self.echo, self.recorder)
         self.screen = AnswerScreen.for_plan(self.answering, rate, self.t0) if self.answering is not None else None
@@ -145,9 +149,11 @@ class VoiceLoop:
         if self.line.sample_rate != self.rate and self.last_reply is None:
             self._setup(self.line.sample_rate)
         self.recorder.caller(frame, now)
+        slot = self.echo.slot_of(now)
+        frame = self.echo.clean(frame, slot)
         self._preroll.append(frame)
         level = dbfs(frame)
-        caller = self.echo.judge(level, self.vad.is_speech(frame, level), now)
+        caller = self.echo.judge_slot(level, self.vad.is_speech(frame, level), slot)
         if caller:
             self.last_activity = now
         if self.screen is not None:
@@ -522,6 +528,8 @@ class VoiceLoop:
         self.transcript.collect(HEARD_WAIT_S)
         self.transcriber.close()
         self.keypad.close()
+        if self.echo.canceller is not None:
+            self.echo.canceller.close()
         if self._message is not None:
             self._message.cancel()
         result.answered_by = self.screen.answered_by.value if self.screen is not None else ""
