@@ -43,6 +43,8 @@ EXIT_CODES = {
     CallStatus.VOICEMAIL: 6,
 }
 INBOUND_ANSWER_TIMEOUT_S = 10.0
+END_BUDGET_S = 2.0  # from the hang-up to the finished reports: OpenClaw and the next call wait for them
+WRITE_RESERVE_S = 0.4  # of that budget, kept for writing the reports and letting go of the line
 OPENING_JOIN_S = 30.0  # a busy or unanswered call waits this long at most for the opening's models
 HANGUP_EVENTS = {
     LineEventKind.BUSY: (CallStatus.BUSY, "busy"),
@@ -356,6 +358,9 @@ class _Session:
         except Exception:  # noqa: BLE001 - the summary falls back to the transcript and tags
             llm = None
         budget = self.settings.llm.summary_timeout_s
+        ended = self.loop_result.ended_at if self.loop_result is not None else None
+        if ended is not None:  # the model's proposal gets what the end-of-call budget leaves, then the fallback
+            budget = min(budget, max(0.0, END_BUDGET_S - WRITE_RESERVE_S - (time.monotonic() - ended)))
         summary = summarize_call(llm if budget > 0 else None, record.objective, record.turns, tags, timeout_s=budget)
         record.summary, record.outcome = summary.summary, summary.outcome
         record.objective_met, record.objective_evidence = summary.objective_met, summary.evidence

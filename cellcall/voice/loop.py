@@ -511,7 +511,7 @@ class VoiceLoop:
 
     def _finish(self, reason: str, status: CallStatus, error: str | None = None) -> None:
         if self.result is None:
-            self.result = LoopResult(reason, status, error)
+            self.result = LoopResult(reason, status, error, ended_at=time.monotonic())
 
     def _wind_down(self) -> None:
         """Stop our audio, keep what was said (a reply cut by the hang-up is recorded as cut)."""

@@ -58,3 +58,4 @@ class LoopResult:
     barge_ins: list[float] = field(default_factory=list)  # monotonic times the caller cut the agent off
     answered_by: str = ""  # outbound: human | voicemail | ivr | unknown (cellcall.answering.screen.Answerer)
     dtmf_sent: list[str] = field(default_factory=list)  # keys pressed, in order
+    ended_at: float | None = None  # monotonic: when the call's end was decided (a hang-up, a timer, a stop)
