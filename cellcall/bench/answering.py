@@ -18,7 +18,7 @@ from pathlib import Path
 from cellcall.answering.wording import Heard, heard
 from cellcall.bench.calls import DEFAULT_GOAL
 from cellcall.bench.load import busy_load, load_text
-from cellcall.bench.report import write_section
+from cellcall.bench.report import publish
 from cellcall.call import place_call
 from cellcall.config import Settings
 from cellcall.emulator.farend import FarEndMetrics
@@ -88,10 +88,7 @@ def run_bench(settings: Settings, runs: int, load: int = 0, doc: Path = Path("do
         for _ in range(runs):
             results.extend(run_one(DEFAULT_GOAL, settings, name) for name in EXPECTED)
         after = load_text()
-    busy = f"{load} spinning processes beside the calls; " if load else ""
-    markdown = render(results) + f"\n\n{busy}{before} at the start, {after} at the end."
-    write_section(doc, f"answering-load-{load}" if load else "answering", markdown)
-    return markdown
+    return publish(doc, "answering", render(results), load, before, after)
 
 
 def render(results: list[AnsweringRun]) -> str:

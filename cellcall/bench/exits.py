@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cellcall.bench.calls import DEFAULT_GOAL
 from cellcall.bench.load import busy_load, load_text
-from cellcall.bench.report import write_section
+from cellcall.bench.report import publish
 from cellcall.emulator.modem import ModemEmulator
 from cellcall.emulator.scenario import load_scenario
 from cellcall.trace import SpanStats, span_stats
@@ -77,10 +77,7 @@ def run_bench(runs: int, load: int = 0, doc: Path = Path("docs/benchmarks.md")) 
             results.append(remote_hangup(Path(folder)))
             results.append(sigterm(Path(folder)))
         after = load_text()
-    busy = f"{load} spinning processes beside the calls; " if load else ""
-    markdown = render(results) + f"\n\n{busy}{before} at the start, {after} at the end."
-    write_section(doc, f"exits-load-{load}" if load else "exits", markdown)
-    return markdown
+    return publish(doc, "exits", render(results), load, before, after)
 
 
 def render(results: list[ExitRun]) -> str:

@@ -17,3 +17,11 @@ def write_section(path: Path, name: str, markdown: str) -> None:
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
+
+
+def publish(doc: Path, name: str, markdown: str, load: int, before: str, after: str) -> str:
+    """A bench's markdown with the load it ran under, written to its section ("NAME-load-N" under load)."""
+    busy = f"{load} spinning processes beside the calls; " if load else ""
+    markdown += f"\n\n{busy}{before} at the start, {after} at the end."
+    write_section(doc, f"{name}-load-{load}" if load else name, markdown)
+    return markdown
