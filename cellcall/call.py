@@ -338,6 +338,7 @@ class _Session:
         if result is not None:
             record.turns, record.latency = result.turns, result.latencies
             record.extra["barge_ins"] = len(result.barge_ins)
+            record.extra["backchannels"] = len(result.backchannels)  # of those, the agent went on after
             record.answered_by, record.dtmf_sent = result.answered_by, list(result.dtmf_sent)
             self._summarise(result.tags)
         if self.recorder is not None and self.settings.outbox.audio:

@@ -130,6 +130,18 @@ def test_barge_in_stops_playback_and_marks_the_cut_sentence(call_settings: Setti
     assert any(lat.barge_in_stop_ms for lat in result.record.latency)
 
 
+def test_backchannels_over_the_agent_do_not_stop_what_it_says(call_settings: Settings, engines: Engines) -> None:
+    """The receptionist says "mm-hm" and "okay" over the agent's replies: it pauses, then goes on."""
+    result, emulator = dial(call_settings, engines, "backchannel")
+    record = result.record
+    lines = [t for t in emulator.metrics.turns if t.backchannel]
+    went_on = [t.agent_went_on_ms for t in lines]
+    print(f"backchannels: {len(lines)}, agent went on after (ms): {went_on}, agent's count {record.extra['backchannels']}")
+    assert len(lines) == 2 and record.extra["backchannels"] >= 1
+    assert any(ms is not None and ms < 1500 for ms in went_on)  # it went on soon after the mm-hm
+    assert record.status is CallStatus.COMPLETED
+
+
 def test_far_end_hanging_up_mid_sentence_keeps_what_it_said(call_settings: Settings, engines: Engines) -> None:
     result, _ = dial(call_settings, engines, "hangup-mid-sentence")
     assert result.record.status is CallStatus.COMPLETED and result.record.hangup_reason == "remote hang-up"

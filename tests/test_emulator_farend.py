@@ -58,6 +58,20 @@ def test_score_turns_voice_to_voice_and_barge_in_stop() -> None:
     assert turns[2].voice_to_voice_ms is None and turns[2].agent_reply_at is None
 
 
+def test_a_backchannel_is_scored_by_when_the_agent_went_on_not_as_a_barge_in() -> None:
+    turns = [
+        FarEndTurn(0, "hello", started_at=1.0, ended_at=2.0),
+        FarEndTurn(1, "mm-hm", started_at=3.0, ended_at=3.4, barge_in=True, backchannel=True),
+        FarEndTurn(2, "okay", started_at=8.0, ended_at=8.3, barge_in=True, backchannel=True),
+        FarEndTurn(3, "bye", started_at=12.0, ended_at=13.0),
+    ]
+    agent = [Segment(2.5, 3.1, 30, 0, 0), Segment(3.9, 6.0, 50, 0, 0), Segment(7.0, 8.1, 50, 0, 0)]
+    score_turns(turns, agent)
+    assert turns[1].agent_went_on_ms == pytest.approx(500.0) and turns[1].barge_in_stop_ms is None
+    assert turns[1].voice_to_voice_ms is None  # going on is not a reply to the mm-hm
+    assert turns[2].agent_went_on_ms is None  # the agent stopped at 8.1 and never went on
+
+
 def wait_until(condition: object, timeout: float = 15.0, pause: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
     while not condition():  # type: ignore[operator]

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cellcall.emulator.scenario import ScenarioError, builtin_names, load_scenario
+from cellcall.emulator.scenario import ScenarioError, builtin_names, load_scenario, parse_scenario
 from cellcall.emulator.sounds import read_wav
 
 
@@ -92,3 +92,12 @@ def test_extends_overrides_only_what_it_names(tmp_path: Path) -> None:
     write(tmp_path, 'name = "base"\nanswer_delay_s = 5\n[[lines]]\nsay = "hello"', "base.toml")
     child = load_scenario(write(tmp_path, 'extends = "base.toml"\nanswer_delay_s = 1', "child.toml"))
     assert child.answer_delay_s == 1.0 and child.lines[0].sound.say == "hello" and child.name == "child"
+
+
+def test_a_backchannel_line_is_said_over_the_agent() -> None:
+    line = {"say": "Mm-hm.", "backchannel": True}
+    with pytest.raises(ScenarioError, match="backchannel is said over the agent"):
+        parse_scenario({"name": "x", "lines": [line]})
+    scenario = parse_scenario({"name": "x", "lines": [{**line, "barge_in_after_ms": 800}]})
+    assert scenario.lines[0].backchannel and scenario.lines[0].barge_in_after_ms == 800
+    assert any(line.backchannel for line in load_scenario("backchannel").lines)

@@ -215,21 +215,46 @@ def test_a_finished_question_is_answered_before_the_endpoint_and_a_trailing_numb
     assert any("0199" in text or "zero one nine nine" in text for text in callers)
 
 
-def test_a_backchannel_that_cuts_the_agent_off_is_followed_by_the_rest_of_what_it_had_to_say() -> None:
+def backchannel_call(sound: str, seconds: float) -> tuple[LoopResult, FakeLine, FakeTts]:
+    """The receptionist asks; `sound` is made over the agent's answer 50 ms into it."""
     script = Script(
         [
             Say("Bright Smile Dental.", 0.8, pause_s=0.2, wait_for_agent=False),
             Say("Can I have the patient's name and patient number, please?", 1.5),
-            Say("Mm-hm.", 0.4, barge_in_after_s=0.05),
+            Say(sound, seconds, barge_in_after_s=0.05),
             Say("Thanks, goodbye.", 0.8),
         ],
         hangup_when_done=True,
     )
-    result, _, _, _ = run_call(script)
+    tts = FakeTts()
+    result, line, _, _ = run_call(script, tts=tts)
+    return result, line, tts
+
+
+@pytest.mark.parametrize(("sound", "seconds"), [("Mm-hm.", 0.4), ("Okay.", 0.3), ("(coughs)", 0.25)])
+def test_a_backchannel_over_the_agent_pauses_it_and_the_same_reply_goes_on(sound: str, seconds: float) -> None:
+    result, line, tts = backchannel_call(sound, seconds)
     said = agent_lines(result)
+    answer = [turn for turn in result.turns if turn.speaker is Speaker.AGENT and "4471" in turn.text]
+    assert len(result.barge_ins) == 1 and result.backchannels == result.barge_ins, said  # stopped, then went on
+    assert len(answer) == 1 and not answer[0].barged_in, said  # one reply, played out: not cut, not said again
+    assert sum("4471" in text for text in tts.spoken) == 1  # the rest was not synthesised twice
+    resumed = [h for h in line.heard if h.at > result.backchannels[0]]
+    assert resumed, "nothing of the reply played after the backchannel"
+    order = [turn.text for turn in result.turns]
+    if sound != "(coughs)":  # the caller's words follow the reply they were said over
+        assert order.index(sound) == order.index(answer[0].text) + 1, order
+
+
+def test_a_short_real_interruption_still_takes_the_floor() -> None:
+    result, _, _ = backchannel_call("Wait, what?", 0.4)
     cut = [turn for turn in result.turns if turn.barged_in]
-    assert cut and "4471" not in (cut[0].spoken_text or ""), said
-    assert any(line.startswith("Sam's patient number is 4471") for line in said), said  # it went on after the mm-hm
+    assert result.barge_ins and not result.backchannels
+    assert cut and "4471" not in (cut[0].spoken_text or "")
+    callers = [turn.text for turn in result.turns if turn.speaker is Speaker.CALLER]
+    assert "Wait, what?" in callers
+    after = [turn for turn in result.turns[result.turns.index(cut[0]) + 1 :] if turn.speaker is Speaker.AGENT]
+    assert after, "the interruption was never answered"
 
 
 def test_engines_behind_a_relay_say_who_served_each_reply() -> None:

@@ -56,6 +56,9 @@ class ScenarioRun:
     barge_in_stop: list[float] = field(default_factory=list)
     barge_ins: int = 0
     false_barge_ins: int = 0
+    backchannels: int = 0  # the far end's "mm-hm" lines said over the agent
+    went_on: list[float] = field(default_factory=list)  # of those, the agent's audio again (ms after their end)
+    resumed: int = 0  # the agent's own count of the backchannels it went on after
     underruns: int = 0
     heard_replies: int = 0
     latencies: list[TurnLatency] = field(default_factory=list)
@@ -81,6 +84,9 @@ def run_scenario(goal_path: Path, settings: Settings, scenario: str, line_kind: 
         barge_in_stop=[t.barge_in_stop_ms for t in metrics.turns if t.barge_in_stop_ms is not None],
         barge_ins=len(result.loop.barge_ins) if result.loop else 0,
         false_barge_ins=false_barge_ins(result.loop.barge_ins, metrics) if result.loop else 0,
+        backchannels=sum(1 for t in metrics.turns if t.backchannel),
+        went_on=[t.agent_went_on_ms for t in metrics.turns if t.backchannel and t.agent_went_on_ms is not None],
+        resumed=len(result.loop.backchannels) if result.loop else 0,
         underruns=metrics.uplink_underruns,
         heard_replies=metrics.heard_agent_utterances,
         latencies=list(record.latency),
@@ -144,6 +150,9 @@ def render(runs: list[ScenarioRun], cpu_cores: float, peak_mb: float, settings: 
     echo_runs = sum(1 for run in runs if run.name.startswith("echo"))
     false_all = sum(run.false_barge_ins for run in runs)
     underruns = sum(run.underruns for run in runs)
+    backchannels = sum(run.backchannels for run in runs)
+    went_on = span_stats(v for run in runs for v in run.went_on)
+    resumed = sum(run.resumed for run in runs if run.backchannels)
     first_audio = span_stats(lat.first_audio_ms for run in runs for lat in run.latencies)
     voice = settings.voice
     lines = [
@@ -172,6 +181,8 @@ def render(runs: list[ScenarioRun], cpu_cores: float, peak_mb: float, settings: 
         f"| time to first audio on the line p50 (agent's clock) | {_fmt(first_audio)} ms | |",
         f"| barge-in stop p50 (far end's clock) | {_fmt(stops)} ms | <= 150 ms |",
         f"| false barge-ins with echo (echo: -18 dB, 60 ms; echo-loud: -12 dB, 120 ms) | {false_barge} in {echo_runs} calls ({false_all} in all calls) | 0 |",
+        f"| backchannels the agent went on after (agent's count) / said over it | {resumed} / {backchannels} | all |",
+        f"| backchannel end -> the agent's audio again, p50 / p90 (far end's clock) | {_fmt(went_on)} / {_fmt(went_on, 'p90')} ms | |",
         f"| uplink underruns | {underruns} | 0 |",
         f"| CPU (cores busy, whole process incl. far end) | {cpu_cores:.2f} | |",
         f"| peak memory (RSS) | {peak_mb:.0f} MB | <= 2048 MB |",

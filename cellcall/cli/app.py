@@ -469,7 +469,7 @@ def bench_exits(
 
 @bench_app.command("calls")
 def bench_calls(
-    scenarios: str = typer.Option("dentist,barge-in,echo", "--scenarios", help="Comma-separated emulator scenarios."),
+    scenarios: str = typer.Option("dentist,barge-in,echo,backchannel", "--scenarios", help="Comma-separated emulator scenarios."),
     repeat: int = typer.Option(1, "--repeat", min=1, help="Calls per scenario."),
     load: int = typer.Option(0, "--load", min=0, help="Spinning processes beside the calls (a busy box, on purpose)."),
     line: str = typer.Option("emulator", "--line", help="emulator | sip (the scenarios' far end over SIP on loopback)."),

@@ -108,6 +108,8 @@ class FarEndTurn:
     ended_at: float
     cut: bool = False  # the far end hung up part-way through
     barge_in: bool = False  # spoken over the agent on purpose
+    backchannel: bool = False  # ... as "mm-hm": the agent should go on (no barge-in stop is measured)
+    agent_went_on_ms: float | None = None  # a backchannel: its end -> the agent's audio again (None: it never did)
     agent_reply_at: float | None = None
     voice_to_voice_ms: float | None = None  # end of this line -> first agent speech after it
     barge_in_stop_ms: float | None = None  # start of this (barge-in) line -> agent went quiet
@@ -171,7 +173,11 @@ def score_turns(turns: list[FarEndTurn], utterances: list[Segment]) -> None:
         reply = next((u for u in utterances if turn.ended_at <= u.start < next_start), None)
         turn.agent_reply_at = reply.start if reply else None
         turn.voice_to_voice_ms = (reply.start - turn.ended_at) * 1000.0 if reply else None
-        if turn.barge_in:
+        if turn.backchannel:
+            went_on = next((u for u in utterances if u.end > turn.ended_at and u.start < next_start), None)
+            turn.agent_went_on_ms = max(0.0, went_on.start - turn.ended_at) * 1000.0 if went_on else None
+            turn.agent_reply_at = turn.voice_to_voice_ms = None  # going on is not a reply to it
+        elif turn.barge_in:
             talking = next((u for u in utterances if u.start <= turn.started_at < u.end), None)
             turn.barge_in_stop_ms = (talking.end - turn.started_at) * 1000.0 if talking else None
 
@@ -370,7 +376,9 @@ class FarEnd:
         if line.wait_dtmf is not None:
             return self._menu(index, line)
         if line.sound is not None:
-            self._speak(line.sound, index, cut=line.hangup_mid_sentence, barge=line.barge_in_after_ms is not None)
+            turn = self._speak(line.sound, index, cut=line.hangup_mid_sentence, barge=line.barge_in_after_ms is not None)
+            if turn is not None:
+                turn.backchannel = line.backchannel
             if line.hangup_mid_sentence:
                 self._far_hangup()
                 return False

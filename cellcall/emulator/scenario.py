@@ -61,6 +61,7 @@ class ScenarioLine:
     wait_for_agent: bool = False  # speak only after the agent spoke and went quiet
     pause_s: float = 0.0  # extra pause before this step
     barge_in_after_ms: int | None = None  # talk over the agent this long after it started speaking
+    backchannel: bool = False  # that talk is "mm-hm": listening, so the agent should go on, not stop
     hangup_mid_sentence: bool = False  # hang up part-way through this line
     wait_dtmf: str | None = None  # a phone menu: after the sound, wait for the agent to press these keys
     dtmf_wait_s: float = 6.0  # how long a menu waits for the keys after each play of its prompt (> 0)
@@ -116,7 +117,7 @@ _TOP_KEYS = {
 _SOUND_KEYS = {"say", "wav", "tone", "music"}
 _LINE_KEYS = _SOUND_KEYS | {
     "dtmf", "wait_for_agent", "pause_s", "barge_in_after_ms", "hangup_mid_sentence", "wait_dtmf", "dtmf_wait_s",
-    "repeat", "hangup",
+    "repeat", "hangup", "backchannel",
 }  # fmt: skip
 _TONE_KEYS = {"hz", "ms"}
 _MUSIC_KEYS = {"s"}
@@ -220,6 +221,9 @@ def _line(table: Any, where: str, base: Path | None) -> ScenarioLine:
     wait = reader.flag("wait_for_agent")
     if barge is not None and wait:
         raise ScenarioError(f"{where}: barge_in_after_ms and wait_for_agent exclude each other")
+    backchannel = reader.flag("backchannel")
+    if backchannel and barge is None:
+        raise ScenarioError(f"{where}: backchannel is said over the agent, so it needs barge_in_after_ms")
     cut = reader.flag("hangup_mid_sentence")
     if cut and sound is None:
         raise ScenarioError(f"{where}: hangup_mid_sentence needs something to say")
@@ -241,6 +245,7 @@ def _line(table: Any, where: str, base: Path | None) -> ScenarioLine:
         wait_for_agent=wait,
         pause_s=reader.number("pause_s", 0.0, 600.0) or 0.0,
         barge_in_after_ms=barge,
+        backchannel=backchannel,
         hangup_mid_sentence=cut,
         wait_dtmf=wait_dtmf.upper() if wait_dtmf else None,
         dtmf_wait_s=_or(reader.positive("dtmf_wait_s", 120.0), 6.0),

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from cellcall.agent.agent import Agent
-from cellcall.agent.turn_end import turn_finished
 from cellcall.answering.screen import Act, AnsweringPlan, AnswerScreen
 from cellcall.config import VoiceSettings
 from cellcall.engines import ChatModel, Synthesizer, Transcriber
@@ -28,25 +27,24 @@ from cellcall.trace import TurnTrace
 from cellcall.voice.aec import make_canceller
 from cellcall.voice.audio import dbfs
 from cellcall.voice.echo import EchoGate
-from cellcall.voice.endpoint import Endpointer, EndpointEvent, EndpointKind
+from cellcall.voice.endpoint import Endpointer, EndpointKind
+from cellcall.voice.interruption import PausedReply
 from cellcall.voice.keypad import KeyPad
 from cellcall.voice.loop_types import LoopResult, Opening, State
 from cellcall.voice.playback import Playback
 from cellcall.voice.recording import Recorder
 from cellcall.voice.reply import ModelParams, Reply, ReplyOutput
 from cellcall.voice.transcript import Transcript
+from cellcall.voice.turns import TurnTaking
 from cellcall.voice.utterance import Ticket, TranscriptionWorker, Utterance
 from cellcall.voice.vad import make_vad
 
 PREROLL_FRAMES = 15  # 300 ms kept before speech onset: the VAD's decision lags the first syllable
 APOLOGY = "I'm sorry, I'm having a technical problem and have to end the call. Goodbye."
-EARLY_COMMIT_MS = 100  # after the speculative pause, a turn whose words are finished is answered this much later
-NOISY_FLOOR_DB = -40.0  # a line whose noise floor is above this hides word ends: no early answers there
-HOLD_MS = 400  # past the endpoint, a turn whose words trail off ("my number is ...") waits this much longer
 HEARD_WAIT_S = 1.5  # at the end of a call, how long to wait for the last words' transcripts (the report must not wait)
 
 
-class VoiceLoop:
+class VoiceLoop(TurnTaking):
     """Runs one answered call until a hang-up condition; `run` returns why it ended."""
 
     def __init__(
@@ -88,6 +86,10 @@ class VoiceLoop:
         self.last_reply: Reply | None = None
         self.replies = 0
         self.barge_ins: list[float] = []
+        self.backchannels: list[float] = []  # onsets of caller sounds the agent went on after (mm-hm, a cough)
+        self._paused: PausedReply | None = None  # the reply the caller's speech stopped, until the verdict
+        self._turn_over = False  # the caller's turn ended while a paused reply awaited its verdict
+        self._heard_over: dict[Reply, list[tuple[str, float]]] = {}  # backchannels, written after the reply's turn
         self.opening_used = opening is None
         self.agent_has_spoken = False
         self.voicemail_reached = False
@@ -167,119 +169,13 @@ class VoiceLoop:
         if event is not None and event.kind is not EndpointKind.SPEECH_START:
             self._on_endpoint(event, now)
         self._turn_end_by_words(now)
+        self._judge_pause(caller, now)
 
-    def _turn_end_by_words(self, now: float) -> None:
-        """Answer a finished question at ~300 ms; end a held turn when its extra wait is over."""
-        reply, utterance = self.reply, self.utterance
-        if reply is None or reply.committed or utterance is None:
-            return
-        if self._hold_until is not None:
-            if now >= self._hold_until:
-                self._end_turn(utterance, reply, now)
-            return
-        paused = self._paused_at
-        quiet_line = getattr(self.vad, "floor_db", NOISY_FLOOR_DB) < NOISY_FLOOR_DB
-        if (
-            paused is not None
-            and quiet_line
-            and (now - paused) * 1000 >= EARLY_COMMIT_MS
-            and turn_finished(reply.output().user_text)
-        ):
-            self.endpointer.reset()
-            self._early = utterance
-            self._end_turn(utterance, reply, now, early=True)
+    def _reply_to(self, utterance: Utterance, trace: TurnTrace, committed: bool, ticket: Ticket | None = None) -> Reply:
+        """The reply to a caller utterance: the opening line after a hello, else the model's answer.
 
-    def _watch_barge_in(self, caller: bool, now: float) -> None:
-        """N ms of caller speech (echo excluded) over our own audio stops it at once."""
-        if not caller or self.hangup_at is not None or not self.playback.busy(now):
-            self._barge_run = 0
-            return
-        self._barge_run += 1
-        if self._barge_run * FRAME_MS >= self.voice.barge_in_ms:
-            onset = now - self._barge_run * FRAME_MS / 1000.0
-            self._barge_in(now, onset)
-
-    def _barge_in(self, now: float, onset: float) -> None:
-        reply = self.reply
-        self.playback.cut(now)
-        stop_ms = (time.monotonic() - onset) * 1000.0
-        self._barge_run = 0
-        self.barge_ins.append(onset)
-        if reply is not None:
-            reply.cancel()
-            if reply.trace is not None:
-                reply.trace.barge_in_stop_ms = round(stop_ms, 1)
-            self._close_reply(reply, now, cut=True)
-        self._set_state(State.LISTENING)
-
-    # ---- caller turns ----------------------------------------------------------------------------
-
-    def _on_speech_start(self, event: EndpointEvent) -> None:
-        reply = self.reply
-        preroll = b"".join(self._preroll)
-        if self._hold_until is not None and self.utterance is not None:
-            # the words trailed off and the caller went on: one turn, answered once it really ends
-            self._hold_until = None
-            if reply is not None and not reply.committed:
-                reply.cancel()
-                self.reply = None
-            return
-        if reply is not None and reply.committed and reply.on_air.first_audio_at is None:
-            # the caller went on before we said a word: drop the answer; an early answered turn goes on
-            reply.cancel()
-            if self._early is not None:
-                self._early_words = None  # the turn goes on: its words are recorded whole when it ends
-            self._close_reply(reply, event.at, cut=True, heard_again=self._early is not None)
-            if self._early is not None:
-                self.utterance, self._early = self._early, None
-                self.utterance.feed(preroll)
-                return
-        self._early = None
-        self._paused_at = None
-        self.utterance = Utterance(event.at, preroll=preroll)
-        if self.reply is None:
-            self._set_state(State.LISTENING)
-
-    def _on_endpoint(self, event: EndpointEvent, now: float) -> None:
-        utterance = self.utterance
-        if utterance is None:
-            return
-        if event.kind is EndpointKind.SPECULATIVE:
-            self._paused_at = now
-            if self.speculate and self.reply is None and not self.transcriber.busy():
-                trace = TurnTrace(self.replies + 1, speech_end=event.at)
-                self.reply = self._reply_to(utterance, trace, committed=False).start()
-        elif event.kind is EndpointKind.RESUMED:
-            self._paused_at = None
-            if self.reply is not None and not self.reply.committed:
-                self.reply.cancel()
-                self.reply = None
-        elif event.kind is EndpointKind.END_OF_TURN:
-            if self.reply is not None and self.reply.committed:
-                self.utterance = None
-                return  # a backchannel while we speak ("mhm"): not a turn
-            if self.reply is None:
-                self.reply = self._reply_to(utterance, TurnTrace(self.replies + 1, event.at), committed=False).start()
-            elif turn_finished(self.reply.output().user_text) is False and self._hold_until is None:
-                self._hold_until = now + HOLD_MS / 1000  # "my number is four one five ...": give them a moment
-                return
-            self._end_turn(utterance, self.reply, now)
-
-    def _end_turn(self, utterance: Utterance, reply: Reply, now: float, early: bool = False) -> None:
-        """The caller's turn is over: the reply to it plays as soon as it has audio.
-
-        `early`: ended by its words, before the endpoint; its words go to the transcript once the agent's
-        answer starts to play (the caller may still go on, and then the turn is heard whole)."""
-        if self.utterance is utterance:
-            self.utterance = None
-        self._paused_at = self._hold_until = None
-        if reply.trace is not None:
-            reply.trace.mark("endpoint", now)
-        self._commit(reply, hold_words=early)
-
-    def _reply_to(self, utterance: Utterance, trace: TurnTrace, committed: bool) -> Reply:
-        """The reply to a caller utterance: the opening line after a hello, else the model's answer."""
-        ticket = self.transcriber.request(utterance)
+        `ticket`: the utterance's transcription already under way (a reply thought out again)."""
+        ticket = ticket or self.transcriber.request(utterance)
         screen = self.screen.words_filter() if self.screen is not None else None  # a machine's words get no answer
         how: dict[str, Any]
         if not self.opening_used and self.opening is not None:
@@ -367,6 +263,8 @@ class VoiceLoop:
                 barged_in=cut and bool(spoken),
                 spoken_text=spoken if cut else None,
             )
+        for words, at in self._heard_over.pop(reply, ()):
+            self.transcript.add(Speaker.CALLER, words, at)
         if reply.trace is not None and reply.committed:
             latency = reply.trace.latency()
             served = {name: getattr(engine, "last_served", "") for name, engine in self._engines()}
@@ -488,7 +386,7 @@ class VoiceLoop:
             self._finish("silence timeout", CallStatus.COMPLETED)
 
     def _idle(self, now: float) -> bool:
-        return self.utterance is None and self.reply is None and not self.playback.busy(now)
+        return self.utterance is None and self.reply is None and self._paused is None and not self.playback.busy(now)
 
     def _opening_due(self, opening: Opening, now: float) -> bool:
         """Post-dial delay: carrier audio and ring-back are ignored; a silent far end gets our opening."""
@@ -522,6 +420,11 @@ class VoiceLoop:
             reply.cancel()
             if reply.committed:
                 self._close_reply(reply, time.monotonic(), cut=True)
+        paused, self._paused = self._paused, None
+        if paused is not None:
+            assert isinstance(paused.reply, Reply)
+            paused.reply.cancel()
+            self._close_reply(paused.reply, time.monotonic(), cut=True)
         if result.reason not in ("remote hang-up",) and not result.reason.startswith("line error"):
             self.playback.cut()
         self._keep_last_words()
@@ -538,3 +441,4 @@ class VoiceLoop:
         result.turns = list(self.transcript.turns)
         result.latencies = list(self.latencies)
         result.barge_ins = list(self.barge_ins)
+        result.backchannels = list(self.backchannels)

@@ -55,7 +55,8 @@ class LoopResult:
     tags: set[str] = field(default_factory=set)
     turns: list[Turn] = field(default_factory=list)
     latencies: list[TurnLatency] = field(default_factory=list)
-    barge_ins: list[float] = field(default_factory=list)  # monotonic times the caller cut the agent off
+    barge_ins: list[float] = field(default_factory=list)  # monotonic times the caller's speech stopped the agent
+    backchannels: list[float] = field(default_factory=list)  # of those, the ones the agent went on after (mm-hm)
     answered_by: str = ""  # outbound: human | voicemail | ivr | unknown (cellcall.answering.screen.Answerer)
     dtmf_sent: list[str] = field(default_factory=list)  # keys pressed, in order
     ended_at: float | None = None  # monotonic: when the call's end was decided (a hang-up, a timer, a stop)

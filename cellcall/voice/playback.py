@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from cellcall.line import Line, LineEvent
 from cellcall.voice.audio import duration_ms
 from cellcall.voice.echo import EchoGate
+from cellcall.voice.interruption import resume_offset
 from cellcall.voice.recording import Recorder
 
 
@@ -40,6 +41,7 @@ class Playback:
         self.recorder = recorder
         self.generation = 0
         self._pending: dict[int, Chunk] = {}
+        self._on_air: list[Chunk] = []  # started chunks still (or lately) playing, for pause
         self._playing_until = 0.0
         self._lock = threading.Lock()
 
@@ -62,6 +64,8 @@ class Playback:
             if chunk is None or chunk.generation != self.generation:
                 return None
             chunk.started = event.at
+            self._on_air = [c for c in self._on_air if c.started is not None and c.started + self._seconds(c) > event.at]
+            self._on_air.append(chunk)
             self._playing_until = max(self._playing_until, event.at + duration_ms(chunk.pcm, self.echo.sample_rate) / 1000)
         self.echo.played(event.at, chunk.pcm)
         self.recorder.agent(event.at, chunk.pcm)
@@ -71,13 +75,39 @@ class Playback:
         """Stop everything now: new generation, queue dropped, port flushed. Returns the new generation."""
         at = time.monotonic() if at is None else at
         with self._lock:
-            self.generation += 1
-            self._pending.clear()
-            self.line.clear_tx()
-            self._playing_until = min(self._playing_until, at)
+            self._cut_locked(at)
         self.echo.stop(at)
         self.recorder.cut(at)
         return self.generation
+
+    def pause(self, at: float, owner: object) -> list[tuple[int, bytes]]:
+        """Stop everything now, like `cut`, and return `owner`'s audio that had not been heard yet as
+        (sentence, pcm): from a word gap shortly before `at` in the chunk on air, then the queued chunks."""
+        rate = self.echo.sample_rate
+        with self._lock:
+            rest: list[tuple[int, bytes]] = []
+            for chunk in sorted(self._on_air, key=lambda c: c.seq):
+                if chunk.owner is not owner or chunk.started is None:
+                    continue
+                played = round((at - chunk.started) * rate) * 2
+                if played < len(chunk.pcm):
+                    rest.append((chunk.sentence, chunk.pcm[resume_offset(chunk.pcm, max(0, played), rate) :]))
+            queued = sorted((c for c in self._pending.values() if c.owner is owner), key=lambda c: c.seq)
+            rest += [(chunk.sentence, chunk.pcm) for chunk in queued]
+            self._cut_locked(at)
+        self.echo.stop(at)
+        self.recorder.cut(at)
+        return rest
+
+    def _cut_locked(self, at: float) -> None:
+        self.generation += 1
+        self._pending.clear()
+        self._on_air.clear()
+        self.line.clear_tx()
+        self._playing_until = min(self._playing_until, at)
+
+    def _seconds(self, chunk: Chunk) -> float:
+        return duration_ms(chunk.pcm, self.echo.sample_rate) / 1000
 
     def busy(self, now: float) -> bool:
         """Agent audio is queued or still in the air."""

@@ -76,7 +76,7 @@ class Reply:
 
     Ownership: the reply thread alone writes its output (words heard, sentences, tags, error, the agent's
     turn), under `_lock`; the loop thread reads it only through `output()`, a frozen snapshot. The loop
-    thread alone writes `on_air` and calls `commit`/`cancel`."""
+    thread alone writes `on_air` and calls `commit`/`cancel`/`pause`/`resume`."""
 
     def __init__(
         self,
@@ -112,6 +112,7 @@ class Reply:
         self.on_air = OnAir()
         self._out = ReplyOutput(tags=tags)  # replaced whole under _lock by the reply thread
         self._held: list[tuple[int, bytes]] = []
+        self._paused = False  # the caller spoke over it: audio is held until the loop resumes or cuts it
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"reply-{turn}", daemon=True)
 
@@ -125,6 +126,21 @@ class Reply:
             self.committed = True
             held, self._held = self._held, []
             for sentence, pcm in held:
+                if not self.playback.write(self.generation, self, sentence, pcm):
+                    self.cancelled.set()
+
+    def pause(self) -> None:
+        """Hold whatever audio comes from now on (Playback.pause stops what is queued or playing)."""
+        with self._lock:
+            self._paused = True
+
+    def resume(self, rest: list[tuple[int, bytes]]) -> None:
+        """Go on after a backchannel: `rest` (unheard audio from Playback.pause), then what was held."""
+        with self._lock:
+            self._paused = False
+            self.generation = self.playback.generation
+            chunks, self._held = [*rest, *self._held], []
+            for sentence, pcm in chunks:
                 if not self.playback.write(self.generation, self, sentence, pcm):
                     self.cancelled.set()
 
@@ -262,7 +278,7 @@ class Reply:
         with self._lock:
             if self.cancelled.is_set():
                 return
-            if not self.committed:
+            if not self.committed or self._paused:
                 self._held.append((sentence, pcm))
             elif not self.playback.write(self.generation, self, sentence, pcm):
                 self.cancelled.set()
