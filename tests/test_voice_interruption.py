@@ -33,6 +33,17 @@ def test_anything_else_is_an_interruption(text: str) -> None:
     assert not is_backchannel(text)
 
 
+@pytest.mark.parametrize("text", ["me", "Emma Mecha."])
+def test_a_short_sound_heard_as_a_stray_word_is_a_backchannel_but_not_a_long_one(text: str) -> None:
+    assert is_backchannel(text, speech_ms=400)
+    assert not is_backchannel(text, speech_ms=650)
+
+
+@pytest.mark.parametrize("text", ["Wait.", "No.", "Sorry?", "Hello?", "Hold on."])
+def test_short_words_that_want_the_floor_take_it_however_short(text: str) -> None:
+    assert not is_backchannel(text, speech_ms=300)
+
+
 def paused_for(speech_frames: int, quiet_frames: int) -> PausedReply:
     paused = PausedReply(object(), paused_at=10.06, onset=10.0, rest=[])
     for _ in range(speech_frames):

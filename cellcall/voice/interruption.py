@@ -26,14 +26,23 @@ BACKCHANNEL_MAX_MS = 700  # caller speech longer than this (since the onset) is 
 QUIET_RESUME_MS = 300  # a sound too short to be a turn, then this much quiet: go on
 DECIDE_MAX_S = 2.0  # no verdict by then (a slow recogniser): answer the caller instead
 _ANNOTATION = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*")  # whisper's "(coughs)", "[NOISE]", "*sigh*"
+_TAKES_FLOOR = re.compile(
+    r"\b(?:wait|stop|no|nope|sorry|pardon|excuse|hold|hang|hello|hey|what|who|when|where|why|how|actually|but|can|could)\b",
+    re.I,
+)  # short words that want the floor, however short the sound
+SHORT_SOUND_MS = 500
 REWIND_MS = 300  # going on, start at the quietest 20 ms of the last this-many ms heard: a word boundary
 
 
-def is_backchannel(text: str) -> bool:
+def is_backchannel(text: str, speech_ms: int = BACKCHANNEL_MAX_MS) -> bool:
     """Words that only say "I'm listening" (the agent's own list, cellcall.agent.understand); "" counts
-    too (a cough or a knock recognised as nothing)."""
+    too (a cough or a knock recognised as nothing). A sound under `SHORT_SOUND_MS` read as a word or
+    two that claim nothing counts as well: the recogniser often hears "mm-hm" as a stray word ("me")."""
     text = _ANNOTATION.sub(" ", text).strip(" .,!")
-    return not text or bool(LISTENING_ONLY.search(text))
+    if not text or LISTENING_ONLY.search(text):
+        return True
+    stray = speech_ms <= SHORT_SOUND_MS and len(text.split()) <= 2 and "?" not in text
+    return stray and not _TAKES_FLOOR.search(text)
 
 
 class Verdict(str, enum.Enum):
@@ -68,7 +77,8 @@ class PausedReply:
         if self.speech_ms + (self.paused_at - self.onset) * 1000 > BACKCHANNEL_MAX_MS:
             return Verdict.YIELD
         if words is not None:
-            return Verdict.RESUME if is_backchannel(words) else Verdict.YIELD
+            heard_ms = self.speech_ms + round((self.paused_at - self.onset) * 1000)
+            return Verdict.RESUME if is_backchannel(words, heard_ms) else Verdict.YIELD
         if not in_turn and self.quiet_ms >= QUIET_RESUME_MS:
             return Verdict.RESUME
         if now - self.paused_at >= DECIDE_MAX_S:
