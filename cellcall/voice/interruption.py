@@ -16,11 +16,15 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cellcall.agent.understand import LISTENING_ONLY
 from cellcall.line import FRAME_MS
+
+if TYPE_CHECKING:
+    from cellcall.voice.reply import Reply  # reply -> playback -> this module: typing only
 
 BACKCHANNEL_MAX_MS = 700  # caller speech longer than this (since the onset) is a turn, not a backchannel
 QUIET_RESUME_MS = 300  # a sound too short to be a turn, then this much quiet: go on
@@ -53,10 +57,10 @@ class Verdict(str, enum.Enum):
 
 @dataclass
 class PausedReply:
-    """A reply stopped by caller speech, until the verdict. `reply` is the loop's Reply (kept opaque
-    here); `rest` is its audio that had not played yet, as (sentence, pcm) at the line's rate."""
+    """A reply stopped by caller speech, until the verdict; `rest` is its audio that had not played
+    yet, as (sentence, pcm) at the line's rate."""
 
-    reply: object
+    reply: Reply
     paused_at: float
     onset: float  # when the caller's speech began (monotonic)
     rest: list[tuple[int, bytes]]
@@ -74,10 +78,10 @@ class PausedReply:
     def verdict(self, now: float, words: str | None, in_turn: bool) -> Verdict:
         """`words`: the recognised text of the caller's sound once known; `in_turn`: the endpointer holds a
         caller turn (the sound was long enough to be one)."""
-        if self.speech_ms + (self.paused_at - self.onset) * 1000 > BACKCHANNEL_MAX_MS:
+        heard_ms = self.speech_ms + round((self.paused_at - self.onset) * 1000)
+        if heard_ms > BACKCHANNEL_MAX_MS:
             return Verdict.YIELD
         if words is not None:
-            heard_ms = self.speech_ms + round((self.paused_at - self.onset) * 1000)
             return Verdict.RESUME if is_backchannel(words, heard_ms) else Verdict.YIELD
         if not in_turn and self.quiet_ms >= QUIET_RESUME_MS:
             return Verdict.RESUME

@@ -422,7 +422,6 @@ class VoiceLoop(TurnTaking):
                 self._close_reply(reply, time.monotonic(), cut=True)
         paused, self._paused = self._paused, None
         if paused is not None:
-            assert isinstance(paused.reply, Reply)
             paused.reply.cancel()
             self._close_reply(paused.reply, time.monotonic(), cut=True)
         if result.reason not in ("remote hang-up",) and not result.reason.startswith("line error"):

@@ -66,7 +66,7 @@ class Playback:
             chunk.started = event.at
             self._on_air = [c for c in self._on_air if c.started is not None and c.started + self._seconds(c) > event.at]
             self._on_air.append(chunk)
-            self._playing_until = max(self._playing_until, event.at + duration_ms(chunk.pcm, self.echo.sample_rate) / 1000)
+            self._playing_until = max(self._playing_until, event.at + self._seconds(chunk))
         self.echo.played(event.at, chunk.pcm)
         self.recorder.agent(event.at, chunk.pcm)
         return chunk

@@ -125,9 +125,10 @@ class TurnTaking(abc.ABC):
         if paused is None:
             return
         paused.hear(caller)
-        verdict = paused.verdict(now, self._words_heard(), in_turn=self.utterance is not None)
+        words = self._words_heard()
+        verdict = paused.verdict(now, words, in_turn=self.utterance is not None)
         if verdict is Verdict.RESUME:
-            self._go_on(paused)
+            self._go_on(paused, words or "")
         elif verdict is Verdict.YIELD:
             self._give_way(paused, now)
 
@@ -138,13 +139,11 @@ class TurnTaking(abc.ABC):
             return None
         return words_only(ticket.result.text)
 
-    def _go_on(self, paused: PausedReply) -> None:
+    def _go_on(self, paused: PausedReply, words: str) -> None:
         """A backchannel or a cough: drop the turn it started, play the paused reply from where it stopped."""
-        words = self._words_heard() or ""
         self._drop_turn()
         self._paused = None
         reply = paused.reply
-        assert isinstance(reply, Reply)
         self.backchannels.append(paused.onset)
         if words:
             self._heard_over.setdefault(reply, []).append((words, paused.onset))
@@ -167,7 +166,6 @@ class TurnTaking(abc.ABC):
         """A real interruption: the paused reply ends as cut; the caller's turn is answered with it known."""
         self._paused = None
         cut = paused.reply
-        assert isinstance(cut, Reply)
         cut.cancel()
         self._close_reply(cut, now, cut=True)
         ahead, utterance = self.reply, self.utterance
