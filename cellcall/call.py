@@ -27,6 +27,7 @@ from cellcall.line import Line, LineError, LineEventKind
 from cellcall.observe import CallObserver, Fanout
 from cellcall.outbox import CallOutbox
 from cellcall.policy import DialLedger, PolicyRefusal, check_dial
+from cellcall.priority import favour_calls
 from cellcall.record import CallRecord, CallStatus, Direction, Turn, TurnLatency
 from cellcall.voice.loop import LoopResult, VoiceLoop
 from cellcall.voice.opening import OpeningPrep
@@ -167,6 +168,10 @@ class _Session:
         self.agent = Agent(goal, settings.agent.style, settings.llm.context)
         self.opening: OpeningPrep | None = None
         if load_models:
+            grant = favour_calls(settings.priority.call_nice)  # before the models' threads start: they inherit it
+            record.extra["cpu_nice"] = grant.nice
+            if not grant.granted:
+                record.extra["cpu_nice_refused"] = grant.describe()
             self.engines = engines or shared_engines(settings)
             self.engines.preload()
             self.opening = OpeningPrep(

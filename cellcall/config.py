@@ -21,6 +21,7 @@ REDACTED = "***"
 
 
 ECHO_CANCELLERS = ("none", "speex")
+NICE_LEVELS = range(-20, 20)
 
 
 class ConfigError(ValueError):
@@ -215,6 +216,14 @@ class ApiSettings:
 
 
 @dataclass
+class PrioritySettings:
+    """`[priority]`: the live call's threads run ahead of other work on the box (cellcall/priority.py)."""
+
+    call_nice: int = -10  # needs root, CAP_SYS_NICE or LimitNICE; refused, the call runs at 0 and says so
+    background_nice: int = 10  # pushes and git commits, so that they never take the CPU from a call
+
+
+@dataclass
 class LogSettings:
     json: bool = False
     level: str = "info"
@@ -238,6 +247,7 @@ class Settings:
     openclaw: OpenClawSettings = field(default_factory=OpenClawSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     queue: QueueSettings = field(default_factory=QueueSettings)
+    priority: PrioritySettings = field(default_factory=PrioritySettings)
     log: LogSettings = field(default_factory=LogSettings)
     sources: dict[str, str] = field(default_factory=dict, repr=False)  # "section.key" -> where it came from
 
@@ -367,4 +377,7 @@ def load_settings(
             f"voice.echo_canceller: {settings.voice.echo_canceller!r} is not one of {', '.join(ECHO_CANCELLERS)}"
             f"{_suggest(settings.voice.echo_canceller, list(ECHO_CANCELLERS))}"
         )
+    for key in ("call_nice", "background_nice"):
+        if getattr(settings.priority, key) not in NICE_LEVELS:
+            raise ConfigError(f"priority.{key}: {getattr(settings.priority, key)} is not a nice level (-20 to 19)")
     return settings

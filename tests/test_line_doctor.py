@@ -6,8 +6,9 @@ from scripted_modem import scripted_line
 from typer.testing import CliRunner
 
 from cellcall.cli.app import app
-from cellcall.cli.doctor import line_report, run_doctor
+from cellcall.cli.doctor import line_report, priority_line, run_doctor
 from cellcall.config import Settings
+from cellcall.priority import Grant
 
 
 def test_doctor_on_the_emulator_reports_modem_sim_network() -> None:
@@ -18,6 +19,16 @@ def test_doctor_on_the_emulator_reports_modem_sim_network() -> None:
     assert ok, text
     assert "SIMCOM_SIM7600G-H" in text and "SIM      READY" in text
     assert "registered, operator T-Mobile, signal -71 dBm" in text and "if02-port0" in text
+    assert "priority ok: the call's threads run at nice -10" in text or "priority WARNING" in text
+
+
+def test_doctor_says_how_to_let_calls_run_ahead_when_priority_is_refused() -> None:
+    refused = Grant(
+        wanted=-10, nice=0, why="Operation not permitted (raising priority needs root, CAP_SYS_NICE or LimitNICE=-10)"
+    )
+    line = priority_line(refused)
+    assert line.startswith("priority WARNING: the call's threads run at nice 0, not -10") and "CAP_SYS_NICE" in line
+    assert priority_line(Grant(wanted=-10, nice=-10)) == "priority ok: the call's threads run at nice -10"
 
 
 def test_status_of_a_recorded_modem_without_service() -> None:

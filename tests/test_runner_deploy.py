@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cellcall.config import PrioritySettings
+
 UNIT = Path(__file__).resolve().parents[1] / "deploy" / "cellcall.service"
 
 
@@ -26,6 +28,13 @@ def test_unit_runs_watch_and_gives_sigterm_time_to_finish_a_call() -> None:
     assert service["Restart"] == "on-failure" and "dialout" in service["SupplementaryGroups"]
     assert service["WorkingDirectory"] in service["ReadWritePaths"]
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+
+
+def test_unit_lets_calls_run_ahead_of_other_work() -> None:
+    """The default [priority] call_nice is what the service starts at, and may come back to."""
+    service = _unit()["Service"]
+    wanted = PrioritySettings().call_nice
+    assert int(service["Nice"]) == wanted and int(service["LimitNICE"]) == wanted
 
 
 def test_systemd_accepts_the_unit(tmp_path: Path) -> None:

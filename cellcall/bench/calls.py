@@ -20,12 +20,13 @@ from pathlib import Path
 from cellcall.bench.load import busy_load, load_text
 from cellcall.bench.report import write_section
 from cellcall.call import place_call
-from cellcall.config import Settings
+from cellcall.config import PrioritySettings, Settings
 from cellcall.emulator.farend import FarEndMetrics
 from cellcall.emulator.line import far_end_line
 from cellcall.emulator.scenario import load_scenario
 from cellcall.engines.cache import shared_engines
 from cellcall.goal import load_goal
+from cellcall.priority import favour_calls
 from cellcall.record import TurnLatency
 from cellcall.trace import SpanStats, span_stats
 
@@ -108,6 +109,7 @@ def run_bench(
     far_end_line(line_kind)  # a wrong --line fails now, before the models load
     for name in scenarios:
         load_scenario(name)  # a misspelt scenario fails now, not after minutes of calls
+    grant = favour_calls(settings.priority.call_nice)  # what each call does first; here for the report
     engines = shared_engines(settings)
     engines.preload()
     engines.stt(), engines.tts(), engines.llm()  # measured calls start with the models loaded, as in `watch`
@@ -122,10 +124,12 @@ def run_bench(
         after = load_text()
     usage1, wall = resource.getrusage(resource.RUSAGE_SELF), time.monotonic() - wall0
     cpu = (usage1.ru_utime + usage1.ru_stime - usage0.ru_utime - usage0.ru_stime) / wall
-    busy = f"{load} spinning processes beside the calls; " if load else ""
+    busy = f"{load} spinning processes at nice 0 beside the calls; " if load else ""
     markdown = render(runs, cpu, usage1.ru_maxrss / 1024.0, settings, line_kind)
-    markdown += f"\n\n{busy}{before} at the start, {after} at the end."
+    markdown += f"\n\n{busy}{grant.describe()} (priority.call_nice); {before} at the start, {after} at the end."
     section = f"calls-load-{load}" if load else "calls"
+    if grant.nice != PrioritySettings().call_nice:
+        section += f"-nice-{grant.nice}"  # measured both ways: favoured, and sharing the CPU evenly
     if settings.voice.echo_canceller != "none":
         section += f"-aec-{settings.voice.echo_canceller}"  # measured both ways: the gate alone, and with a canceller
     write_section(doc, section if line_kind == "emulator" else f"{section}-{line_kind}", markdown)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from cellcall.config import Settings
 from cellcall.line import LineStatus
 from cellcall.line.factory import probe_line
+from cellcall.priority import Grant, favour_calls
 
 
 def line_report(status: LineStatus, kind: str) -> list[str]:
@@ -26,12 +27,20 @@ def line_report(status: LineStatus, kind: str) -> list[str]:
     return lines
 
 
+def priority_line(grant: Grant) -> str:
+    """Whether calls will run ahead of other work here, and what to change when not."""
+    if grant.granted:
+        return f"priority ok: {grant.describe()}"
+    return f"priority WARNING: {grant.describe()}; on a busy box calls slow down"
+
+
 def run_doctor(
     settings: Settings, at_port: str | None = None, audio_port: str | None = None, engines: bool = True
 ) -> tuple[str, bool]:
     """The report text and whether everything is ready."""
     status = probe_line(settings, at_port, audio_port)
     lines, ok = line_report(status, settings.line.kind), status.ready
+    lines.append(priority_line(favour_calls(settings.priority.call_nice)))  # a warning, not a failure: calls still work
     if settings.engines.relay:
         from cellcall.relay.doctor import check_relay
 

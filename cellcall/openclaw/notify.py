@@ -22,6 +22,7 @@ from cellcall.openclaw.payload import push_payload
 from cellcall.openclaw.push import DELIVERED, REJECTED, RETRY, Outcome, deliver
 from cellcall.openclaw.queue import FAILED, PENDING, PushQueue, QueueEntry
 from cellcall.openclaw.queue import REJECTED as STATE_REJECTED
+from cellcall.priority import run_in_background
 from cellcall.record import CallRecord
 
 log = logging.getLogger("cellcall.openclaw")
@@ -103,11 +104,12 @@ atexit.register(wait_for_deliveries)
 
 
 def _deliver_in_background(settings: Settings, call_id: str) -> None:
-    for delay in (0.0, *BACKGROUND_RETRY_DELAYS_S):
-        time.sleep(delay)
-        report = deliver_pending(settings, timeout_s=BACKGROUND_TIMEOUT_S, only=call_id, force=True)
-        if call_id not in report.retrying and not report.busy:
-            return
+    with run_in_background(settings.priority.background_nice):  # the next call may be live meanwhile
+        for delay in (0.0, *BACKGROUND_RETRY_DELAYS_S):
+            time.sleep(delay)
+            report = deliver_pending(settings, timeout_s=BACKGROUND_TIMEOUT_S, only=call_id, force=True)
+            if call_id not in report.retrying and not report.busy:
+                return
 
 
 def start_periodic_delivery(
@@ -122,11 +124,12 @@ def start_periodic_delivery(
         return None
 
     def loop() -> None:
-        while not stop.wait(interval_s):
-            try:
-                deliver_pending(settings)
-            except Exception as exc:  # noqa: BLE001 - keep flushing; a broken queue file must not end the runner's pushes
-                log.warning("openclaw: queue pass failed: %s", exc)
+        with run_in_background(settings.priority.background_nice):
+            while not stop.wait(interval_s):
+                try:
+                    deliver_pending(settings)
+                except Exception as exc:  # noqa: BLE001 - keep flushing; a broken queue file must not end the pushes
+                    log.warning("openclaw: queue pass failed: %s", exc)
 
     thread = threading.Thread(target=loop, name="openclaw-queue", daemon=True)
     thread.start()

@@ -25,6 +25,7 @@ from typing import cast
 
 from cellcall.config import Settings
 from cellcall.engines import ChatMessage, ChatModel, EngineError, Synthesizer, Transcriber
+from cellcall.priority import favour_calls
 from cellcall.relay.protocol import (
     PROTOCOL_VERSION,
     Frame,
@@ -395,6 +396,7 @@ class RelayServer:
 def serve_relay(settings: Settings, announce: Callable[[str], None] = print) -> None:
     """Load the engines, then serve until Ctrl-C (what `cellcall relay serve` runs)."""
     check_listen(settings)  # before the models load: a refusal should not take seconds
+    grant = favour_calls(settings.priority.call_nice)  # it serves live calls; the engines' threads inherit it
     engines = load_relay_engines(settings)
     server = RelayServer(settings, engines)
     scheme = "tls" if server.tls else "tcp"
@@ -402,7 +404,7 @@ def serve_relay(settings: Settings, announce: Callable[[str], None] = print) -> 
     announce(
         f"relay listening on {scheme}://{host}:{server.port} ({'token required' if settings.relay.token else 'loopback, no token'})"
     )
-    announce(f"models: {engines.models()}")
+    announce(f"models: {engines.models()}; {grant.describe()}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
