@@ -23,7 +23,9 @@ from cellcall.voice.playback import Playback
 from cellcall.voice.recording import Recorder
 
 
-@pytest.mark.parametrize("text", ["Mm-hm.", "Okay.", "Uh-huh, yeah.", "I see.", "Right, okay.", "", "(coughs)", "[NOISE]", "Mm."])
+@pytest.mark.parametrize(
+    "text", ["Mm-hm.", "Okay.", "Uh-huh, yeah.", "I see.", "Right, okay.", "", "(coughs)", "[NOISE]", "Mm.", "HM.", "Uh-hm."]
+)
 def test_listening_words_and_no_words_are_backchannels(text: str) -> None:
     assert is_backchannel(text)
 
@@ -33,13 +35,13 @@ def test_anything_else_is_an_interruption(text: str) -> None:
     assert not is_backchannel(text)
 
 
-@pytest.mark.parametrize("text", ["me", "Emma Mecha."])
+@pytest.mark.parametrize("text", ["me", "Emma Mecha.", "and make them."])
 def test_a_short_sound_heard_as_a_stray_word_is_a_backchannel_but_not_a_long_one(text: str) -> None:
     assert is_backchannel(text, speech_ms=400)
     assert not is_backchannel(text, speech_ms=650)
 
 
-@pytest.mark.parametrize("text", ["Wait.", "No.", "Sorry?", "Hello?", "Hold on."])
+@pytest.mark.parametrize("text", ["Wait.", "No.", "Sorry?", "Hello?", "Hold on.", "That's not right.", "Don't.", "Wrong day."])
 def test_short_words_that_want_the_floor_take_it_however_short(text: str) -> None:
     assert not is_backchannel(text, speech_ms=300)
 

@@ -81,7 +81,7 @@ REPEAT = _rx(
     r"^(?:sorry|pardon|what|huh|excuse me)(?:\s*(?:me|what|who|again|sorry))*\s*[?.!]*$|\b(?:come again|say (?:that|it) again|"
     r"(?:didn'?t|did not) (?:catch|hear|get|understand) (?:that|you|what you said)|(?:can|could|would) you repeat|repeat that|one more time)\b"
 )
-_LISTENING = r"(?:mm+[ -]?hm+|m+hm+|mm+|uh[ -]?huh|yeah|yes|yep|ok(?:ay)?|right|sure|i see|got it|alright|ah|oh|hmm+)"
+_LISTENING = r"(?:mm+[ -]?hm+|m+hm+|mm+|uh[ -]?huh|yeah|yes|yep|ok(?:ay)?|right|sure|i see|got it|alright|ah|oh|hm+|uh[ -]?hm+)"
 BACKCHANNEL = _rx(rf"^{_LISTENING}[.!,]*$")
 LISTENING_ONLY = _rx(rf"^(?:{_LISTENING}[\s.!,]*){{1,3}}$")  # "Mm-hm, okay." said over the agent: go on
 LATER = _rx(

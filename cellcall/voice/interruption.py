@@ -31,21 +31,24 @@ QUIET_RESUME_MS = 300  # a sound too short to be a turn, then this much quiet: g
 DECIDE_MAX_S = 2.0  # no verdict by then (a slow recogniser): answer the caller instead
 _ANNOTATION = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*")  # whisper's "(coughs)", "[NOISE]", "*sigh*"
 _TAKES_FLOOR = re.compile(
-    r"\b(?:wait|stop|no|nope|sorry|pardon|excuse|hold|hang|hello|hey|what|who|when|where|why|how|actually|but|can|could)\b",
+    r"\b(?:wait|stop|no|nope|not|don'?t|isn'?t|wrong|sorry|pardon|excuse|hold|hang|hello|hey|what|who|when|where"
+    r"|why|how|actually|but|can|could)\b",
     re.I,
 )  # short words that want the floor, however short the sound
 SHORT_SOUND_MS = 500
+STRAY_WORDS = 3  # a sound under SHORT_SOUND_MS read as this many words or fewer: whisper heard "mm-hm" as "and make them."
 REWIND_MS = 300  # going on, start at the quietest 20 ms of the last this-many ms heard: a word boundary
 
 
 def is_backchannel(text: str, speech_ms: int = BACKCHANNEL_MAX_MS) -> bool:
     """Words that only say "I'm listening" (the agent's own list, cellcall.agent.understand); "" counts
-    too (a cough or a knock recognised as nothing). A sound under `SHORT_SOUND_MS` read as a word or
-    two that claim nothing counts as well: the recogniser often hears "mm-hm" as a stray word ("me")."""
+    too (a cough or a knock recognised as nothing). A sound under `SHORT_SOUND_MS` read as a word or a
+    few that claim nothing counts as well: the recogniser often hears "mm-hm" as stray words ("me", "and make
+    them."); three real words rarely fit in half a second."""
     text = _ANNOTATION.sub(" ", text).strip(" .,!")
     if not text or LISTENING_ONLY.search(text):
         return True
-    stray = speech_ms <= SHORT_SOUND_MS and len(text.split()) <= 2 and "?" not in text
+    stray = speech_ms <= SHORT_SOUND_MS and len(text.split()) <= STRAY_WORDS and "?" not in text
     return stray and not _TAKES_FLOOR.search(text)
 
 
