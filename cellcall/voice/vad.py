@@ -54,12 +54,15 @@ class EnergyVad:
 
     The floor is the quietest frame of the last `window_s` (minimum statistics): speech always has
     dips between syllables, so the minimum is the line's noise even while someone talks, and a new
-    steady noise (a car, a fan) becomes the floor within one window.
+    steady noise (a car, a fan) becomes the floor within one window. Once speech has begun, a frame
+    needs only `hold_db` over the floor (still not a tone, not flat like hiss): on a noisy line soft
+    syllables sit under the onset threshold, and without the hold a sentence broke into turns.
     """
 
     def __init__(
         self,
         threshold_db: float = 12.0,
+        hold_db: float = 4.0,
         min_level_db: float = -50.0,
         window_s: float = 2.0,
         initial_floor_db: float = -60.0,
@@ -68,6 +71,8 @@ class EnergyVad:
         max_flatness: float = 0.45,
     ) -> None:
         self.threshold_db = threshold_db
+        self.hold_db = hold_db
+        self._speaking = False  # the last frame was speech: this one needs only `hold_db` over the floor
         self.lowest_floor_db = lowest_floor_db  # digital silence between words must still pull the floor down
         self.min_level_db = min_level_db
         self.max_tonality = max_tonality
@@ -81,9 +86,14 @@ class EnergyVad:
     def is_speech(self, frame: bytes, level_db: float | None = None) -> bool:
         level = dbfs(frame) if level_db is None else level_db
         self._levels.append(max(level, self.lowest_floor_db))
-        if level < self.min_level_db or level < self.floor_db + self.threshold_db:
-            return False
-        return tonality(frame) < self.max_tonality and flatness(frame) < self.max_flatness
+        margin = self.hold_db if self._speaking else self.threshold_db
+        self._speaking = (
+            level >= self.min_level_db
+            and level >= self.floor_db + margin
+            and tonality(frame) < self.max_tonality
+            and flatness(frame) < self.max_flatness
+        )
+        return self._speaking
 
 
 class WebrtcVad:
