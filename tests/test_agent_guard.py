@@ -57,6 +57,18 @@ def test_the_guard_keeps_a_good_sentence_and_refuses_its_repeat() -> None:
     assert again.plain() != "Sure, Sam's patient number is 4471."
 
 
+def test_the_guard_refuses_the_other_partys_own_words_said_back() -> None:
+    """A small model on a noisy call answered "Sure, I can help with that. Can I have the patient's foremein
+    please?" with those very words; a read-back that adds to them is still ours to say."""
+    agent = Agent(DENTIST, style="guided")
+    heard = "Sure, I can help with that. Can I have the patient's foremein please?"
+    turn = agent.view().turn(heard)
+    assert turn.accept("Sure, I can help with that.") is None
+    assert turn.accept("Can I have the patient's foremein please?") is None
+    offer = agent.view().turn("I have Friday at nine thirty in the morning. Would that work?")
+    assert offer.accept("Friday at nine thirty in the morning works, thank you.") is not None
+
+
 def test_accepting_a_slot_must_name_it() -> None:
     agent = Agent(DENTIST, style="guided")
     turn = agent.view().turn("I have Friday at nine thirty in the morning. Would that work?")

@@ -172,6 +172,23 @@ def test_each_non_confirmation_does_not(sentence: str) -> None:
     assert not g.confirms(sentence, OBJECTIVE)
 
 
+@pytest.mark.parametrize(
+    ("sentence", "confirmed"),
+    [
+        ("See you on Friday at nine thirty.", True),
+        ("See you at 9:30 then.", True),
+        ("Great, see you then.", True),
+        ("See you Friday.", True),
+        ("See you at half past nine.", True),
+        ("Thank you. I see you at point.", False),  # whisper's words for "I see you at this point" on a noisy line
+        ("I see you on the list.", False),
+        ("See you around.", False),
+    ],
+)
+def test_see_you_confirms_only_with_a_time_or_a_day(sentence: str, confirmed: bool) -> None:
+    assert g.confirms(sentence, OBJECTIVE) is confirmed
+
+
 def test_a_quote_is_found_with_normalised_case_apostrophes_and_spaces_and_widened_to_its_sentence() -> None:
     turns = transcript([(Speaker.AGENT, "You're booked."), (Speaker.CALLER, "Hi.  Nothing is   booked for Friday. Bye.")])
     found = g.locate("is BOOKED  for friday", turns)

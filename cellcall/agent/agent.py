@@ -32,6 +32,7 @@ class AgentTurn:
     messages: list[ChatMessage] | None  # None: speak `move.say` without the model
     message: str  # the user message recorded in the history
     view: AgentView
+    their_words: str = ""  # what the other party just said (untrusted)
 
     def accept(self, sentence: str) -> str | None:
         """The model's sentence as it may be spoken, or None when the guard refuses it."""
@@ -40,6 +41,7 @@ class AgentTurn:
             text,
             state=self.view.state,
             known=self.view.known_text(self.message),
+            heard=(*(h.text for h in self.view.state.heard), self.their_words),
             must_mention=self.move.must_mention,
             closing=self.move.kind.startswith("close"),
             outbound=self.view.brief.direction == "outbound",
@@ -69,7 +71,7 @@ class AgentView:
         message = user_message(their_words, move.hint or move.say or "Wait for them to go on.")
         asks_model = bool(move.hint) and (self.style == "guided" or move.kind == "free")
         messages = [self.system, *examples(self.brief), *self.history, ChatMessage("user", message)] if asks_model else None
-        return AgentTurn(move, messages, message, self)
+        return AgentTurn(move, messages, message, self, their_words)
 
     def known_text(self, message: str) -> str:
         """Everything the agent may repeat: the goal's text, what the other party said, the step."""

@@ -1,8 +1,8 @@
 """The last check before a sentence of the model's is spoken.
 
 A small model reads its own stage directions aloud ("(greet them, in one sentence)"), writes role labels
-("Receptionist: ..."), speaks as the other party ("How can I help you?"), repeats itself, invents numbers
-or says goodbye in the middle of a call. Each of those is refused here, and the move's own plain wording
+("Receptionist: ..."), speaks as the other party ("How can I help you?", or their own words back),
+repeats itself, invents numbers or says goodbye in the middle of a call. Each of those is refused here, and the move's own plain wording
 is spoken instead. Pure functions; microseconds per sentence.
 """
 
@@ -26,6 +26,7 @@ HELPER_SPEAK = re.compile(
     r"is there anything (?:else )?i can (?:help|do)|welcome to|let me (?:check|look) (?:that|our|the) (?:schedule|calendar|system))\b",
     re.I,
 )
+ECHO_MIN_WORDS = 4  # "Sure, I can help with that." heard, then said back by a small model
 GOODBYE = re.compile(r"\b(?:good ?bye|bye)\b", re.I)
 _NUMBER = re.compile(r"\d+")
 
@@ -47,10 +48,23 @@ def clean(sentence: str, agent_name: str) -> str:
     return text
 
 
+def echoes(text: str, heard: tuple[str, ...]) -> bool:
+    """The words are the other party's own, in their order: spoken, the agent would play their part."""
+    key = normalised(text)
+    return bool(key) and any(f" {key} " in f" {normalised(words)} " for words in heard)
+
+
 def refusal(
-    text: str, *, state: Snapshot, known: str, must_mention: tuple[str, ...], closing: bool, outbound: bool
+    text: str,
+    *,
+    state: Snapshot,
+    known: str,
+    heard: tuple[str, ...],
+    must_mention: tuple[str, ...],
+    closing: bool,
+    outbound: bool,
 ) -> str | None:
-    """Why `text` (already cleaned) must not be spoken, or None when it may."""
+    """Why `text` (already cleaned) must not be spoken, or None when it may; `heard`: the other party's turns."""
     words = normalised(text).split()
     if len(words) < 2 and not closing:
         return "too short"
@@ -60,6 +74,8 @@ def refusal(
         return "speaks as the other party"
     if state.said_before(text):
         return "repeats itself"
+    if len(words) >= ECHO_MIN_WORDS and echoes(text, heard):
+        return "speaks the other party's words"
     if must_mention and not any(key in normalised(text) for key in must_mention):
         return "misses the point of the move"
     if not closing and GOODBYE.search(text):

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from cellcall.agent.when import Slot, slots_in
+from cellcall.engines.grounding import SEE_YOU_WHEN
 
 _NEGATION = r"(?:not|n't|no|never|nothing|none|unable|cannot|can ?not|if)"
 
@@ -59,7 +60,7 @@ OFFER = _rx(
 CONFIRMED = _rx(
     r"\b(?:you'?re (?:all )?(?:booked|set|scheduled|confirmed)|(?:is|are|been|now|all|has|have) (?:book(?:ed)?|scheduled|confirmed|moved|rescheduled|changed|set)\b"
     r"|i(?:'ve| have) (?:booked|moved|scheduled|changed|put|got) |(?:book(?:ed)?|scheduled|confirmed|moved|rescheduled) (?:for|on|at|in|to)\b|that'?s (?:done|confirmed|booked)"
-    r"|all set|see (?:you|him|her|them|sam) (?:on|then|at)|i'?ll (?:put|book|schedule|note|pass|give|tell|let)|message (?:taken|received)|got it down|noted)"
+    rf"|all set|see (?:you|him|her|them|sam) (?:{SEE_YOU_WHEN})|i'?ll (?:put|book|schedule|note|pass|give|tell|let)|message (?:taken|received)|got it down|noted)"
 )
 UNAVAILABLE = _rx(
     r"\b(?:no (?:openings?|availability|slots?|appointments?|times?)|nothing (?:available|free|open|left|on|for|in|this|next|until)|"

@@ -30,6 +30,12 @@ META = re.compile(
     r"|\bmark\b.{0,30}\b(?:met|yes|success|successful|complete|done)\b|\bas an ai\b|\blanguage model\b",
     re.I,
 )
+_WEEKDAYS = "monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+# "see you then / Friday / at 9:30": a time or a day must follow ("I see you at point" is not a booking)
+SEE_YOU_WHEN = (
+    rf"then\b|tomorrow\b|(?:{_WEEKDAYS})\b|(?:on|at)\s+(?=(?:the\s+)?(?:\d|(?:noon|half|quarter|one|two|three|four|five"
+    rf"|six|seven|eight|nine|ten|eleven|twelve|{_WEEKDAYS})\b))"
+)
 _VERBS = r"booked|book|confirmed|scheduled|rescheduled|reserved|arranged|pencill?ed in|set up|sorted|down for"
 CONFIRM = re.compile(
     r"\b(?:is|are|was|were|am|been|'s|'re|'m|got|get|now|all)\s+"
@@ -41,7 +47,7 @@ CONFIRM = re.compile(
     r"|\b(?P<set>(?:you're|you are|we're|we are|that's|that is|it's|it is)\s+(?:all\s+)?set|all set|good to go)\b"
     r"|\b(?:that's|that is|it's|it is|this is)\s+(?:all\s+)?(?P<done>confirmed|booked|done|settled|a deal)\b"
     r"|^\s*(?:yes\s+|yep\s+|okay\s+|ok\s+)?(?P<bare>confirmed|booked|done)\s*[.!]*\s*$"
-    r"|\bsee you (?P<see>on|at|then|tomorrow|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b",
+    rf"|\bsee you (?P<see>{SEE_YOU_WHEN})",
     re.I,
 )
 CANCELLED = re.compile(r"\b(?:is|are|was|were|been|'s|'re|have|'ve)\s+(?:now\s+|just\s+|been\s+)*(?P<cancel>cancell?ed)\b", re.I)
