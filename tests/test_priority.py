@@ -107,6 +107,7 @@ def test_background_never_raises_a_thread_that_is_already_lower(back_to_normal: 
 REFUSAL = """
 import json, os
 from cellcall.priority import favour_calls  # imported first: nobody may not read the interpreter's files
+os.setpriority(os.PRIO_PROCESS, 0, 0)  # a favoured test process (an earlier call test) must not pass it on
 os.setgid(65534); os.setuid(65534)  # give up root: setpriority below 0 is now refused by the kernel
 grant = favour_calls(-10)
 print(json.dumps([grant.wanted, grant.nice, grant.granted, grant.describe(), os.getpriority(os.PRIO_PROCESS, 0)]))

@@ -75,6 +75,9 @@ def measure_call(seconds: float) -> LineRun:
             error = _wait(line, K.ERROR, seconds + 10)
         finally:
             line.close()
+        # The ports vanish a moment before the emulator ends the lost call and scores its uplink.
+        if not emulator.done.wait(10):
+            raise RuntimeError("the emulator never ended the lost call")
         metrics = emulator.metrics
         spoken = max(metrics.utterances, key=lambda u: u.end - u.start)
         return LineRun(
