@@ -243,7 +243,7 @@ class _Session:
             llm,
             self.settings.voice,
             self.agent,
-            ModelParams(self.settings.llm.max_tokens, self.settings.llm.temperature),
+            ModelParams(self.settings.llm.max_tokens, self.settings.llm.temperature, self.settings.llm.warm_while_listening),
             self._prep().opening,
             answering=self._answering_plan(),
             language=self.goal.language,

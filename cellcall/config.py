@@ -118,6 +118,9 @@ class LlmSettings:
     # quotes come from code either way); a 0.5B model on 2 cores needs ~18 s, so the default keeps `run`
     # exiting and `watch` ready within ~2 s of NO CARRIER. 0 = the code-only report.
     summary_timeout_s: float = 1.5
+    # prefill the next request's prompt while the caller speaks (a local model's cache); off for a paid
+    # OpenAI-compatible API, where each warm is a request (the anthropic backend never warms)
+    warm_while_listening: bool = True
 
 
 @dataclass

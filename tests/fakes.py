@@ -253,11 +253,12 @@ class FakeTts:
 
 @dataclass
 class FakeLlm:
-    """Streams a scripted reply after `ttft_s`; every prompt it got is kept."""
+    """Streams a scripted reply after `ttft_s`; every prompt it got is kept, and every prefix warmed."""
 
     replies: list[str] = field(default_factory=list)
     ttft_s: float = 0.05
     prompts: list[list[ChatMessage]] = field(default_factory=list)
+    warmed: list[list[ChatMessage]] = field(default_factory=list)
 
     def stream_chat(self, messages, cancel=None, max_tokens: int = 160, temperature: float = 0.4) -> Iterator[str]:
         self.prompts.append(list(messages))
@@ -269,4 +270,4 @@ class FakeLlm:
             yield word + " "
 
     def warm(self, messages: list[ChatMessage]) -> None:
-        self.prompts.append(list(messages))
+        self.warmed.append(list(messages))

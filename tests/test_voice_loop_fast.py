@@ -50,6 +50,7 @@ def run_call(
     goal: Goal = DENTIST,
     opening: Opening | None = None,
     served: tuple[str, str, str] | None = None,  # (stt, llm, tts) as failover engines behind a relay report it
+    params: ModelParams = ModelParams(60, 0.2),
 ) -> tuple[LoopResult, FakeLine, FakeStt, Events]:
     line = FakeLine(script)
     stt = FakeStt(line)
@@ -69,7 +70,7 @@ def run_call(
         llm,
         settings,
         Agent(goal, style),
-        ModelParams(60, 0.2),
+        params,
         opening,
         answering=answering,
         listener=events,
@@ -194,6 +195,23 @@ def test_a_question_the_facts_cannot_answer_goes_to_the_model_and_its_bad_words_
     assert llm.prompts, "the model was asked"
     assert "How can I help" not in said and "(" not in said and "Receptionist" not in said
     assert "I'm sorry, I don't know that." in said
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_the_next_requests_prefix_is_warmed_while_the_caller_speaks(warm: bool) -> None:
+    """Guided: every reply asks the model. Each request after the first starts with a prefix warmed when the
+    caller began the turn it answers (system, examples, the history so far); nothing warms when it is off."""
+    llm = FakeLlm()
+    run_call(Script(RECEPTIONIST), llm=llm, style="guided", params=ModelParams(60, 0.2, warm_prefix=warm))
+    primer = len(Agent(DENTIST, "guided").primer())  # system prompt and examples: no history yet
+    with_history = [prompt for prompt in llm.prompts if len(prompt) - 1 > primer]
+    assert with_history, "the model was asked after the first exchange"
+    if not warm:
+        assert llm.warmed == []
+        return
+    warmed = [prefix for prefix in llm.warmed if len(prefix) > primer]
+    assert warmed and all(prefix[-1].role == "assistant" for prefix in warmed)  # ends with what the agent said
+    assert any(prompt[:-1] == prefix for prompt in with_history for prefix in warmed)
 
 
 def test_a_finished_question_is_answered_before_the_endpoint_and_a_trailing_number_is_waited_for() -> None:

@@ -97,8 +97,9 @@ class Agent:
         return self.brief.opening
 
     def primer(self) -> list[ChatMessage]:
-        """The prompt prefix every request shares: warm it while the phone rings."""
-        return [self.system, *examples(self.brief)]
+        """The prompt prefix the next request starts with (the history only grows): warmed while the phone
+        rings, and again while the caller speaks."""
+        return [self.system, *examples(self.brief), *self._history]
 
     def view(self) -> AgentView:
         return AgentView(self.brief, self.style, self.dialogue.snapshot(), self.system, self._history)

@@ -130,6 +130,10 @@ def run_bench(
     section = f"calls-load-{load}" if load else "calls"
     if grant.nice != PrioritySettings().call_nice:
         section += f"-nice-{grant.nice}"  # measured both ways: favoured, and sharing the CPU evenly
+    if settings.agent.style != "scripted":
+        section += f"-{settings.agent.style}"  # every reply phrased by the model: its first token is on the path
+    if not settings.llm.warm_while_listening:
+        section += "-cold-prefix"  # measured both ways: the prefix warmed while the caller speaks, and not
     if settings.voice.echo_canceller != "none":
         section += f"-aec-{settings.voice.echo_canceller}"  # measured both ways: the gate alone, and with a canceller
     write_section(doc, section if line_kind == "emulator" else f"{section}-{line_kind}", markdown)
@@ -164,7 +168,8 @@ def render(runs: list[ScenarioRun], cpu_cores: float, peak_mb: float, settings: 
         f"(STT {settings.stt.model} x{settings.stt.threads} threads, LLM {settings.llm.model} x{settings.llm.threads}, "
         f"TTS {settings.tts.voice}); "
         f"endpoint {voice.endpoint_silence_ms} ms, speculative start {voice.speculative_silence_ms} ms, "
-        f"barge-in {voice.barge_in_ms} ms, echo canceller {voice.echo_canceller}. {len(runs)} calls.",
+        f"barge-in {voice.barge_in_ms} ms, echo canceller {voice.echo_canceller}; agent style {settings.agent.style}, "
+        f"prefix warmed while the caller speaks: {'yes' if settings.llm.warm_while_listening else 'no'}. {len(runs)} calls.",
         "",
         "| scenario | status | replies heard | voice-to-voice p50 / p90 ms | barge-in stop ms | barge-ins (false) | underruns | wall s |",
         "|---|---|---|---|---|---|---|---|",

@@ -32,6 +32,7 @@ from cellcall.voice.interruption import PausedReply
 from cellcall.voice.keypad import KeyPad
 from cellcall.voice.loop_types import LoopResult, Opening, State
 from cellcall.voice.playback import Playback
+from cellcall.voice.prefix import PrefixWarmer
 from cellcall.voice.recording import Recorder
 from cellcall.voice.reply import ModelParams, Reply, ReplyOutput
 from cellcall.voice.transcript import Transcript
@@ -41,6 +42,7 @@ from cellcall.voice.vad import make_vad
 
 PREROLL_FRAMES = 15  # 300 ms kept before speech onset: the VAD's decision lags the first syllable
 APOLOGY = "I'm sorry, I'm having a technical problem and have to end the call. Goodbye."
+PREFIX_JOIN_S = 0.5  # at the end of a call, a prefix warm still running gets this long (it is rarely running)
 HEARD_WAIT_S = 1.5  # at the end of a call, how long to wait for the last words' transcripts (the report must not wait)
 
 
@@ -91,6 +93,7 @@ class VoiceLoop(TurnTaking):
         self._turn_over = False  # the caller's turn ended while a paused reply awaited its verdict
         self._heard_over: dict[Reply, list[tuple[str, float]]] = {}  # backchannels, written after the reply's turn
         self.opening_used = opening is None
+        self.prefix = PrefixWarmer(llm) if params.warm_prefix else None
         self.agent_has_spoken = False
         self.voicemail_reached = False
         self.keypad = KeyPad(line)
@@ -164,6 +167,8 @@ class VoiceLoop(TurnTaking):
         event = self.endpointer.push(caller, now)
         if event is not None and event.kind is EndpointKind.SPEECH_START:
             self._on_speech_start(event)
+            if self.prefix is not None and self.opening_used:
+                self.prefix.warm(self.agent.primer())  # the next request's prefix, while they speak
         elif self.utterance is not None:
             self.utterance.feed(frame)
         if event is not None and event.kind is not EndpointKind.SPEECH_START:
@@ -429,6 +434,8 @@ class VoiceLoop(TurnTaking):
         self._keep_last_words()
         self.transcript.collect(HEARD_WAIT_S)
         self.transcriber.close()
+        if self.prefix is not None:
+            self.prefix.join(PREFIX_JOIN_S)
         self.keypad.close()
         if self.echo.canceller is not None:
             self.echo.canceller.close()

@@ -69,6 +69,7 @@ class OnAir:
 class ModelParams:
     max_tokens: int
     temperature: float
+    warm_prefix: bool = True  # prefill the next request's prompt while the caller speaks (cellcall.voice.prefix)
 
 
 class Reply:
