@@ -21,13 +21,13 @@ class PrefixWarmer:
 
     def __init__(self, llm: ChatModel) -> None:
         self._llm = llm
-        self._warmed: tuple[str, ...] = ()  # the prefix last sent, as its messages' texts
+        self._warmed: tuple[ChatMessage, ...] = ()  # the prefix last sent
         self._thread: threading.Thread | None = None
         self.started = 0  # warms started in this call
 
     def warm(self, prefix: list[ChatMessage]) -> None:
         """Prefill `prefix` unless it is the one already warmed or a warm is still running."""
-        key = tuple(f"{message.role}:{message.content}" for message in prefix)
+        key = tuple(prefix)  # messages are frozen dataclasses: equal when role and text are
         if key == self._warmed or (self._thread is not None and self._thread.is_alive()):
             return
         self._warmed = key
