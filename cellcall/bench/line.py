@@ -78,6 +78,9 @@ def measure_call(seconds: float) -> LineRun:
         # The ports vanish a moment before the emulator ends the lost call and scores its uplink.
         if not emulator.done.wait(10):
             raise RuntimeError("the emulator never ended the lost call")
+        vanished_at = emulator.vanished_at
+        if vanished_at is None:
+            raise RuntimeError("the driver reported ERROR but the emulator's ports never vanished")
         metrics = emulator.metrics
         spoken = max(metrics.utterances, key=lambda u: u.end - u.start)
         return LineRun(
@@ -85,7 +88,7 @@ def measure_call(seconds: float) -> LineRun:
             uplink_bps=uplink_bps,
             underruns=metrics.uplink_underruns,
             stop_ms=(spoken.end - cleared_at) * 1000,
-            error_ms=(error.at - (metrics.ended_at or error.at)) * 1000,
+            error_ms=(error.at - vanished_at) * 1000,
             max_gap_ms=max_gap_ms,
         )
 

@@ -76,6 +76,7 @@ class ModemEmulator:
         self.at_log: list[tuple[float, str, str]] = []
         self.metrics = FarEndMetrics(scenario=self.scenario.name)
         self.done = threading.Event()
+        self.vanished_at: float | None = None  # monotonic time the ports last vanished (timer thread writes)
         self.sms_sent: list[tuple[str, str]] = []  # (number, text) of every AT+CMGS
         self._lock = threading.RLock()
         self._tx_lock = threading.Lock()
@@ -153,6 +154,7 @@ class ModemEmulator:
     def _power_cycle(self, lost_call: bool) -> None:
         """Ports vanish (USB re-enumeration); the modem comes back after `reenumerate_s` with boot URCs."""
         with self._lock:
+            self.vanished_at = time.monotonic()
             self._at.vanish()  # first: whoever sees the call end must find the device already gone
             self._audio.vanish()
             if lost_call:
