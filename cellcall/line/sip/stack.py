@@ -33,7 +33,16 @@ class StackThread:
     def _main(self) -> None:
         asyncio.set_event_loop(self._loop)
         self._loop.run_forever()
+        self._cancel_leftovers()
         self._loop.close()
+
+    def _cancel_leftovers(self) -> None:
+        """Cancel tasks still pending at stop (a ring timer, a media pump) and let them unwind, as asyncio.run does."""
+        pending = asyncio.all_tasks(self._loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
     @property
     def alive(self) -> bool:
