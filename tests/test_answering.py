@@ -31,6 +31,7 @@ PEOPLE = [
 MACHINES = [
     ("Hi, you have reached the voicemail of Sam Taylor.", Heard.MAILBOX),
     ("Please leave a message after the tone.", Heard.MAILBOX),
+    ("Hi, you have reached the voice mill of Santailer.", Heard.MAILBOX),  # "voicemail" misheard at 8 kHz (CI)
     ("Hi, this is Sam Taylor. I can't take your call right now. Please leave a message and I'll call you back.", Heard.MAILBOX),
     ("The person you are calling is not available. Please leave your message after the beep.", Heard.MAILBOX),
     ("The mailbox of Sam Taylor is full and cannot accept any new messages. Goodbye.", Heard.MAILBOX_FULL),

@@ -35,7 +35,7 @@ _PATTERNS: tuple[tuple[Heard, re.Pattern[str]], ...] = (
     (
         Heard.MAILBOX,
         re.compile(
-            r"(?:after|at) the (?:tone|beep)|voice ?mail|mail ?box|answering (?:machine|service)|record (?:your|a) message"
+            r"(?:after|at) the (?:tone|beep)|voice ?mail|reached the voice ?\w* of|mail ?box|answering (?:machine|service)|record (?:your|a) message"
             r"|(?:please|just|kindly|simply) leave (?:me |us )?(?:a |your )|leave (?:a |your )(?:brief |short |detailed )?"
             r"(?:message|name)[^?]{0,40}(?:and|after|at) |(?:i|we)(?:'ll| will) (?:call|get back to) you (?:back )?"
             r"(?:as soon as|when|shortly)|not available to (?:take|answer) (?:your|the) call",

@@ -199,7 +199,7 @@ class ModemEmulator:
 
     def _receive(self, data: bytes) -> None:
         if self._settings.echo:
-            self._write(data)
+            self._at.write(data)
         self._rx.feed(data)
         while True:
             if self._sms_to is not None:
@@ -496,7 +496,4 @@ class ModemEmulator:
         now = time.monotonic()
         with self._tx_lock:
             self.at_log.extend((now, "tx", line) for line in lines)
-            self._write(raw.encode("ascii", "replace"))
-
-    def _write(self, data: bytes) -> None:
-        self._at.write(data)
+            self._at.write(raw.encode("ascii", "replace"))
