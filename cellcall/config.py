@@ -72,7 +72,7 @@ class PolicySettings:
 class VoiceSettings:
     vad: str = "energy"  # energy | webrtc
     endpoint_silence_ms: int = 500  # silence that ends a caller's turn
-    speculative_silence_ms: int = 200  # silence at which STT + LLM start speculatively
+    speculative_silence_ms: int = 120  # silence at which STT + LLM start speculatively (docs/benchmarks.md)
     min_speech_ms: int = 120  # shorter blips are not speech
     post_dial_delay_s: float = 4.0  # ignore carrier audio after answer until the far end speaks or this passes
     barge_in_ms: int = 60  # caller speech during playback that stops the agent (60 ms: stop in ~140 ms, measured)

@@ -315,7 +315,8 @@ def test_a_turn_answered_early_that_goes_on_is_one_turn_in_the_transcript() -> N
         ],
         hangup_when_done=True,
     )
-    result, _, _, _ = run_call(script, tts=FakeTts(delay_s=0.3))  # the answer is not on air before they go on
+    # the answer, thought out from the 120 ms pause on, is not on air before they go on (350 ms + 120 ms to hear it)
+    result, _, _, _ = run_call(script, tts=FakeTts(delay_s=0.45))
     callers = [turn.text for turn in result.turns if turn.speaker is Speaker.CALLER]
     assert "Is this about Sam's appointment?" not in callers, callers  # answered early, then heard whole
     assert "Sorry, I mean, what day would work for Sam?" in callers

@@ -106,7 +106,7 @@ class VoiceLoop(TurnTaking):
         self._preroll: deque[bytes] = deque(maxlen=PREROLL_FRAMES)
         self._state: State | None = None
         self._ticket_of: dict[Reply, Ticket] = {}  # the transcription behind each reply
-        self._paused_at: float | None = None  # when the current turn's speculative pause began
+        self._paused_at: float | None = None  # the caller's last word before the current speculative pause
         self._hold_until: float | None = None  # the endpoint, deferred because the words trail off
         self._early: Utterance | None = None  # a turn answered early: the caller may still go on with it
         self._early_words: tuple[Reply, tuple[Ticket, float]] | None = None  # its words, recorded once it stands

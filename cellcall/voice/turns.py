@@ -25,7 +25,7 @@ from cellcall.voice.reply import Reply, words_only
 from cellcall.voice.utterance import Ticket, TranscriptionWorker, Utterance
 from cellcall.voice.vad import Vad
 
-EARLY_COMMIT_MS = 100  # after the speculative pause, a turn whose words are finished is answered this much later
+EARLY_COMMIT_MS = 300  # a turn whose words are finished is answered this long after its last word (or once they are known)
 NOISY_FLOOR_DB = -40.0  # a line whose noise floor is above this hides word ends: no early answers there
 HOLD_MS = 400  # past the endpoint, a turn whose words trail off ("my number is ...") waits this much longer
 
@@ -210,8 +210,8 @@ class TurnTaking(abc.ABC):
         if utterance is None:
             return
         if event.kind is EndpointKind.SPECULATIVE:
-            self._paused_at = now
-            if self.speculate and self.reply is None and not self.transcriber.busy():
+            self._paused_at = event.at
+            if self.speculate and self.reply is None:
                 trace = TurnTrace(self.replies + 1, speech_end=event.at)
                 self.reply = self._reply_to(utterance, trace, committed=False).start()
         elif event.kind is EndpointKind.RESUMED:
