@@ -51,9 +51,10 @@ def run_call(
     opening: Opening | None = None,
     served: tuple[str, str, str] | None = None,  # (stt, llm, tts) as failover engines behind a relay report it
     params: ModelParams = ModelParams(60, 0.2),
+    stt_delay_s: float = 0.05,  # each fake decode's duration
 ) -> tuple[LoopResult, FakeLine, FakeStt, Events]:
     line = FakeLine(script)
-    stt = FakeStt(line)
+    stt = FakeStt(line, delay_s=stt_delay_s)
     tts = tts or FakeTts()
     llm = llm or FakeLlm()
     if served is not None:
@@ -134,6 +135,25 @@ def test_a_pause_inside_a_turn_drops_the_speculative_reply_and_answers_the_whole
     said = agent_lines(result)
     answers = [s for s in said if "4471" in s]
     assert len(answers) == 1, said  # one answer to the whole question, not one per piece
+
+
+def test_a_pause_while_an_earlier_pauses_decode_runs_is_still_speculated_on() -> None:
+    """The last pause comes while the decode started at a pause inside the turn still runs: the turn's words
+    must not wait for the endpoint (1.5 s here) but follow that decode (~0.2 s wait + one 0.5 s decode)."""
+    script = Script(
+        [
+            Say("Bright Smile Dental, how can I help?", 1.0, pause_s=0.2, wait_for_agent=False),
+            Say("Can I have the patient's name", 0.7),
+            Say("and number, please?", 0.3, pause_s=0.15, wait_for_agent=False),
+            Say("Thanks, goodbye.", 0.8),
+        ],
+        hangup_when_done=True,
+    )
+    voice = VoiceSettings(post_dial_delay_s=1.0, silence_timeout_s=4.0, max_duration_s=30.0, endpoint_silence_ms=1500)
+    _, _, stt, events = run_call(script, voice=voice, stt_delay_s=0.5)
+    stt_ms = [lat.stt_ms for lat in events.latencies if lat.stt_ms is not None]
+    assert stt_ms and max(stt_ms) < 1200, stt_ms  # skipped while busy, the words came at 1.5 s + 0.5 s
+    assert stt.calls >= 3  # the greeting, the pause inside the question, the pause after it
 
 
 def test_our_own_echo_never_counts_as_a_barge_in() -> None:

@@ -1,7 +1,7 @@
 """Has the other party finished their turn? A guess from the words recognised so far.
 
 Soon after the speculative pause (120 ms) the recogniser usually has the turn's words. A finished question
-("Would that work?") lets the loop answer at ~220-400 ms instead of waiting for the 500 ms endpoint; a
+("Would that work?") lets the loop answer at ~300 ms instead of waiting for the 500 ms endpoint; a
 statement does not, since people pause between sentences ("Bright Smile Dental. [pause] How can I
 help?"); words that trail off ("um", "and", "my number is", a number being read out) make it wait
 longer, so a caller who pauses mid-thought is not cut off. Pure and microseconds; None = no opinion.
